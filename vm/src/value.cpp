@@ -66,6 +66,12 @@ Value::Value(Object value)
     : kind_(ValueKind::Object), int_(0),
       payload_(std::make_shared<const Object>(std::move(value))) {}
 
+Value Value::missing() {
+  Value marker;
+  marker.missing_ = true;
+  return marker;
+}
+
 bool Value::asBool() const {
   assert(isBool() && "asBool on a value that is not a boolean");
   return bool_;

@@ -59,6 +59,13 @@ public:
   Value(Array value);
   Value(Object value);
 
+  // The result of an optional read (`??`, exists(), coalesce) whose path named a key or index
+  // that is not there. It is a null in every respect (kind, equality, JSON) except that
+  // isMissing() says so; exists() is the one function that tells it from a present null.
+  // Operations treat it as null and never produce it; the VM stores a plain null in its place.
+  [[nodiscard]] static Value missing();
+  [[nodiscard]] bool isMissing() const { return missing_; }
+
   [[nodiscard]] ValueKind kind() const { return kind_; }
   [[nodiscard]] const char *kindName() const { return valueKindName(kind_); }
   [[nodiscard]] bool isNull() const { return kind_ == ValueKind::Null; }
@@ -85,9 +92,11 @@ public:
 
 private:
   ValueKind kind_ = ValueKind::Null;
+  // Only ever true on a Null; fits in the padding after kind_, so it costs no space.
+  bool missing_ = false;
   union {
     bool bool_;
-    int64_t int_;
+    int64_t int_ = 0;
     double double_;
   };
   // The string, Array or Object for those kinds, shared between copies.
