@@ -1,6 +1,8 @@
 // Value construction, access and structural equality.
 #include "kotoba/vm/value.h"
 
+#include "kotoba/vm/operations.h"
+
 #include <cassert>
 
 namespace kotoba {
@@ -107,11 +109,19 @@ const Object &Value::asObject() const {
   return *static_cast<const Object *>(payload_.get());
 }
 
+// Mixed integer/double equality is exact: 2^53 + 1 does not equal the double 2^53, which a
+// conversion of the integer to double would claim.
 static bool numbersEqual(const Value &left, const Value &right) {
   if (left.isInt() && right.isInt()) {
     return left.asInt() == right.asInt();
   }
-  return left.asNumber() == right.asNumber();
+  if (left.isInt()) {
+    return compareIntWithDouble(left.asInt(), right.asDouble()) == 0;
+  }
+  if (right.isInt()) {
+    return compareIntWithDouble(right.asInt(), left.asDouble()) == 0;
+  }
+  return left.asDouble() == right.asDouble();
 }
 
 bool operator==(const Value &left, const Value &right) {

@@ -58,7 +58,8 @@ struct WorkflowError {
 [[nodiscard]] const char *kindWithArticle(ValueKind kind);
 
 // The standard mismatch message: "expected a number for '+', found string \"abc\"".
-// `expected` is a phrase ("a number", "integers"); `where` names the operator or function.
+// `expected` is a phrase ("a number", "integers"); `where` places it, preposition included
+// ("for '+'", "as argument 2 of substr()").
 [[nodiscard]] std::string mismatchMessage(std::string_view expected, std::string_view where,
                                           const Value &found);
 [[nodiscard]] WorkflowError typeMismatch(std::string_view expected, std::string_view where,

@@ -58,7 +58,7 @@ enum class UnaryOp : uint8_t {
 [[nodiscard]] Result<Value> contains(const Value &container, const Value &element);
 
 // Three-way comparison for `<` `<=` `>` `>=` (and min/max): two numbers by exact value, or
-// two strings by code point. `where` names the operator or function for the error message.
+// two strings by code point. `where` names the operator or function quoted ("'<'", "max()").
 // Returns -1, 0 or 1.
 [[nodiscard]] Result<int> compareOrdered(const Value &left, const Value &right,
                                          std::string_view where);
@@ -68,7 +68,7 @@ enum class UnaryOp : uint8_t {
 [[nodiscard]] int compareIntWithDouble(int64_t integer, double number);
 
 // The boolean a condition, `&&`, `||` or `!` needs; anything else is an ExpressionError
-// ("expected a boolean for '&&', found integer 1"). `where` names the construct.
+// ("expected a boolean for '&&', found integer 1"). `where` places it: "for '&&'".
 [[nodiscard]] Result<bool> requireBoolean(const Value &value, std::string_view where);
 
 // Text for template interpolation and to_string: strings as they are, every other value as
