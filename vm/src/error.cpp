@@ -160,7 +160,7 @@ std::string describeValue(const Value &value) {
 
 std::string mismatchMessage(std::string_view expected, std::string_view where,
                             const Value &found) {
-  return fmt::format("expected {} for {}, found {}", expected, where, describeValue(found));
+  return fmt::format("expected {} {}, found {}", expected, where, describeValue(found));
 }
 
 WorkflowError typeMismatch(std::string_view expected, std::string_view where,
