@@ -23,7 +23,7 @@ enum class NodeKind : uint8_t {
   Array,      // children: elements
   Object,     // entries
   Root,       // `$`
-  Member,     // children[0].text
+  Member,     // children[0].text, from `.name` or `['quoted key']`
   Index,      // children[0][children[1]]
   Projection, // children[0][*]
   Call,       // text(children...)
@@ -73,6 +73,9 @@ struct Node {
   double doubleValue = 0;
   // String: the decoded value. Member: the member name. Call/Identifier: the name.
   std::string text;
+  // Member and Call: where the name alone is written (`amount` in `$.inputs.amount`, or the
+  // quoted key with its quotes), for diagnostics that point at a misspelled name.
+  SourceRange nameRange;
   // String only: true when the decoded text maps byte for byte onto the source between the
   // quotes (no escapes), so positions inside it can be mapped back exactly.
   bool verbatim = false;
