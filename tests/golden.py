@@ -12,6 +12,8 @@ expected output is DIR/<name>.<mode> and holds stderr, then stdout, then a last 
 --update rewrites the expected files from what the tool prints now.
 --kinds-def checks that every kind listed in diagnostic_kinds.def appears as [kind] in the
 expected output of some fail-* test.
+--opcodes-def checks that every opcode listed in opcodes.def appears in some disassembly,
+except those in UNEMITTED_OPCODES.
 """
 import argparse
 import os
@@ -19,6 +21,11 @@ import re
 import shlex
 import subprocess
 import sys
+
+# Opcodes the code generator never emits, each with the reason it exists anyway.
+UNEMITTED_OPCODES = {
+    "NOP": "reserved as opcode 0 so that a zeroed instruction does nothing",
+}
 
 TOOLS = {"check": ("compiler/kotobac", ["check", "{file}"]),
          "dis": ("compiler/kotobac", ["dis", "{file}"])}
@@ -43,6 +50,7 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--update", action="store_true")
     parser.add_argument("--kinds-def")
+    parser.add_argument("--opcodes-def")
     parser.add_argument("directory")
     options = parser.parse_args()
 
@@ -89,6 +97,19 @@ def main():
         if missing:
             failures += 1
             print("FAIL diagnostic coverage: no fail- test reports " + ", ".join(missing))
+
+    if options.opcodes_def:
+        with open(options.opcodes_def, encoding="utf-8") as handle:
+            mnemonics = re.findall(r'^OPCODE\(\w+,\s*\d+,\s*"([A-Z]+)"', handle.read(), re.M)
+        used = set()
+        for text in outputs.values():
+            used.update(re.findall(r"^\s+@\d+\s+([A-Z]+)", text, re.M))
+        missing = [m for m in mnemonics if m not in used and m not in UNEMITTED_OPCODES]
+        if not mnemonics:
+            missing = ["(no OPCODE entries found in " + options.opcodes_def + ")"]
+        if missing:
+            failures += 1
+            print("FAIL opcode coverage: no disassembly test uses " + ", ".join(missing))
 
     passed = len(tests) - failures
     print(f"{passed} passed, {failures} failed")

@@ -97,6 +97,7 @@ private:
   }
 
   // ---- expressions ----
+  void load(const Value &value, Reg target, SourceRange where);
   void expr(const Expr *value, Reg target);
   void node(const Node *syntax, Reg target, bool optional = false);
   void path(const Node *syntax, Reg target, Opcode opcode);
@@ -177,10 +178,20 @@ bool Generator::constantExpr(const Expr *value, Value &out) const {
   return false;
 }
 
+void Generator::load(const Value &value, Reg target, SourceRange where) {
+  if (value.isNull()) {
+    emit(Opcode::LoadNull, {target}, where);
+  } else if (value.isBool()) {
+    emit(Opcode::LoadBool, {target, Operand::boolean(value.asBool())}, where);
+  } else {
+    emit(Opcode::LoadK, {target, constant(value)}, where);
+  }
+}
+
 void Generator::expr(const Expr *value, Reg target) {
   Value folded;
   if (constantExpr(value, folded)) {
-    emit(Opcode::LoadK, {target, constant(folded)}, value->range);
+    load(folded, target, value->range);
     return;
   }
   uint32_t saved = mark();
@@ -232,7 +243,7 @@ void Generator::expr(const Expr *value, Reg target) {
 void Generator::node(const Node *syntax, Reg target, bool optional) {
   std::optional<Result<Value>> folded = foldExpression(syntax);
   if (folded && folded->ok()) {
-    emit(Opcode::LoadK, {target, constant(folded->value())}, syntax->range);
+    load(folded->value(), target, syntax->range);
     return;
   }
   uint32_t saved = mark();
