@@ -238,7 +238,8 @@ private:
       token = parser->getCurrentToken();
     }
     std::string found = describeToken(sink_, token);
-    std::string wanted = describeExpected(expected, parser->getVocabulary(), sink_.expressionMode);
+    std::string wanted =
+        describeExpected(expected, parser->getVocabulary(), sink_.expressionMode);
     if (token->getType() == KotobaParser::UNEXPECTED_CHARACTER) {
       report(token, "unexpected " + found + "; expected " + wanted);
     } else {
@@ -389,7 +390,8 @@ Node *parseText(std::string_view text, size_t start, ParseSink &sink, SyntaxAren
   parser.setErrorHandler(strategy);
   KotobaParser::ExpressionContext *root = nullptr;
   try {
-    root = sink.expressionMode ? parser.expressionOnly()->expression() : parser.file()->expression();
+    root = sink.expressionMode ? parser.expressionOnly()->expression()
+                               : parser.file()->expression();
   } catch (const antlr4::ParseCancellationException &) {
     assert(strategy->cancelled() && "only the error strategy cancels a parse");
     return nullptr;
