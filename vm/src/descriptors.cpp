@@ -4,6 +4,7 @@
 #include "kotoba/vm/descriptors.h"
 
 #include "kotoba/vm/error.h"
+#include "kotoba/vm/retry.h"
 
 #include <algorithm>
 #include <limits>
@@ -28,9 +29,9 @@ public:
       }
     }
     for (const ObjectEntry &entry : *object_) {
-      bool known = std::find(keys.begin(), keys.end(), entry.key) != keys.end() ||
-                   std::find(optionalKeys.begin(), optionalKeys.end(), entry.key) !=
-                       optionalKeys.end();
+      bool known =
+          std::find(keys.begin(), keys.end(), entry.key) != keys.end() ||
+          std::find(optionalKeys.begin(), optionalKeys.end(), entry.key) != optionalKeys.end();
       if (!known) {
         fail("unknown key '" + entry.key + "'");
         return;
@@ -87,8 +88,7 @@ public:
   }
 
   // A number (integer or double) in [minimum, maximum].
-  double number(std::string_view key, double minimum, double maximum,
-                std::string_view expected) {
+  double number(std::string_view key, double minimum, double maximum, std::string_view expected) {
     const Value *value = field(key);
     if (value == nullptr) {
       return minimum;
@@ -232,8 +232,7 @@ Decoded<PathDescriptor> decodePath(const Value &value) {
     }
     return Decoded<PathDescriptor>::failure(
         "segment " + std::to_string(position) +
-        " must be a string, an integer, null or {\"dynamic\": n}, found " +
-        describeValue(segment));
+        " must be a string, an integer, null or {\"dynamic\": n}, found " + describeValue(segment));
   }
   return path;
 }
@@ -241,33 +240,9 @@ Decoded<PathDescriptor> decodePath(const Value &value) {
 // ---- Retry policies ----------------------------------------------------------------------
 
 std::optional<std::string> checkRetryPolicy(const Value &value) {
-  FieldReader reader(value, {"initial_interval_ms", "backoff_coefficient", "maximum_interval_ms",
-                             "maximum_attempts", "non_retryable_errors", "jitter"});
-  constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
-  int64_t initial = reader.integer("initial_interval_ms", 1, kMaxInt, "a positive integer");
-  reader.number("backoff_coefficient", 1.0, std::numeric_limits<double>::max(),
-                "a number >= 1");
-  reader.integer("maximum_interval_ms", initial, kMaxInt,
-                 "an integer >= initial_interval_ms (" + std::to_string(initial) + ")");
-  if (const Value *attempts = reader.field("maximum_attempts");
-      attempts != nullptr && !attempts->isNull()) {
-    reader.integer("maximum_attempts", 1, kMaxInt, "a positive integer or null (unlimited)");
-  }
-  if (const Value *errors = reader.field("non_retryable_errors"); errors != nullptr) {
-    bool allStrings = errors->isArray();
-    if (allStrings) {
-      for (const Value &error : errors->asArray()) {
-        allStrings = allStrings && error.isString();
-      }
-    }
-    if (!allStrings) {
-      reader.fail("'non_retryable_errors' must be an array of strings, found " +
-                  describeValue(*errors));
-    }
-  }
-  reader.number("jitter", 0.0, 1.0, "a number from 0 to 1");
-  if (reader.failed()) {
-    return reader.error();
+  Result<RetryPolicy> policy = retryPolicyFromValue(value);
+  if (!policy.ok()) {
+    return policy.error().message;
   }
   return std::nullopt;
 }
@@ -453,14 +428,17 @@ Value ForeachDescriptor::toValue() const {
 Decoded<ForeachDescriptor> decodeForeach(const Value &value) {
   FieldReader reader(value, {"mode", "max_concurrency", "item", "index"});
   ForeachDescriptor foreach;
-  foreach.mode = reader.choice<ForeachMode>(
-      "mode", {{"all", ForeachMode::All}, {"all_settled", ForeachMode::AllSettled}},
-      "\"all\" or \"all_settled\"");
-  foreach.maxConcurrency = static_cast<uint32_t>(
-      reader.integer("max_concurrency", 1, kMaxUint32, "a positive integer"));
-  foreach.item = Reg{static_cast<uint32_t>(reader.integer("item", 0, kMaxUint32, "a register"))};
-  foreach.index =
-      Reg{static_cast<uint32_t>(reader.integer("index", 0, kMaxUint32, "a register"))};
+  foreach
+    .mode = reader.choice<ForeachMode>(
+        "mode", {{"all", ForeachMode::All}, {"all_settled", ForeachMode::AllSettled}},
+        "\"all\" or \"all_settled\"");
+  foreach
+    .maxConcurrency = static_cast<uint32_t>(
+        reader.integer("max_concurrency", 1, kMaxUint32, "a positive integer"));
+  foreach
+    .item = Reg{static_cast<uint32_t>(reader.integer("item", 0, kMaxUint32, "a register"))};
+  foreach
+    .index = Reg{static_cast<uint32_t>(reader.integer("index", 0, kMaxUint32, "a register"))};
   if (!reader.failed() && foreach.item == foreach.index) {
     reader.fail("'item' and 'index' must be different registers");
   }

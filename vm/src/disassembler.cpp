@@ -33,6 +33,17 @@ std::string shortJson(const Value &value, size_t width) {
   return json + "...";
 }
 
+// Columns a line takes in a terminal: code points, since constants may hold any text.
+size_t displayWidth(std::string_view text) {
+  size_t width = 0;
+  for (char byte : text) {
+    if ((static_cast<unsigned char>(byte) & 0xC0) != 0x80) {
+      ++width;
+    }
+  }
+  return width;
+}
+
 std::string milliseconds(int64_t value) { return fmt::format("{} ms", value); }
 
 std::string formatOperand(const Module &module, const Workflow &workflow,
@@ -190,8 +201,8 @@ void appendBlock(std::string &out, const Module &module, const Workflow &workflo
   for (size_t index = 0; index < block.code.size(); ++index) {
     if (index < block.locations.size()) {
       const SourceLocation &location = block.locations[index];
-      bool sameLine = previous && previous->file == location.file &&
-                      previous->line == location.line;
+      bool sameLine =
+          previous && previous->file == location.file && previous->line == location.line;
       if (!sameLine && location.line != 0 && location.file.index < module.sourceFiles.size()) {
         const std::string &file = module.sourceFiles[location.file.index];
         out += fmt::format("    ; {}:{}", file, location.line);
@@ -228,7 +239,8 @@ std::string disassembleInstruction(const Module &module, const Workflow &workflo
   while (!line.empty() && line.back() == ' ') {
     line.pop_back();
   }
-  line.append(line.size() < kCommentColumn ? kCommentColumn - line.size() : 1, ' ');
+  size_t width = displayWidth(line);
+  line.append(width < kCommentColumn ? kCommentColumn - width : 1, ' ');
   line += "; ";
   line += info.synopsis;
   return line;
@@ -237,8 +249,7 @@ std::string disassembleInstruction(const Module &module, const Workflow &workflo
 std::string disassemble(const Module &module, const DisassemblyOptions &options) {
   std::string out;
   out += fmt::format("module: {} source file(s), {} constant(s), {} workflow(s)\n",
-                     module.sourceFiles.size(), module.constants.size(),
-                     module.workflows.size());
+                     module.sourceFiles.size(), module.constants.size(), module.workflows.size());
   for (size_t index = 0; index < module.sourceFiles.size(); ++index) {
     out += fmt::format("  file f{} {}\n", index, module.sourceFiles[index]);
   }
@@ -253,8 +264,8 @@ std::string disassemble(const Module &module, const DisassemblyOptions &options)
       out += "  retry " + shortJson(activity.retryPolicy, options.maxConstantWidth) + '\n';
     }
     if (!activity.implementation.isNull()) {
-      out += "  implementation " + shortJson(activity.implementation, options.maxConstantWidth) +
-             '\n';
+      out +=
+          "  implementation " + shortJson(activity.implementation, options.maxConstantWidth) + '\n';
     }
   }
   for (const std::string &name : module.hostActivities) {

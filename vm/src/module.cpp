@@ -117,8 +117,7 @@ Block &WorkflowBuilder::blockAt(BlockId block) {
 }
 
 CodeIndex WorkflowBuilder::emit(BlockId block, Opcode opcode,
-                                std::initializer_list<Operand> operands,
-                                SourceLocation location) {
+                                std::initializer_list<Operand> operands, SourceLocation location) {
   const OpcodeInfo &info = opcodeInfo(opcode);
   assert(operands.size() == usedOperandCount(opcode) &&
          "wrong number of operands for the opcode; see opcodes.def");

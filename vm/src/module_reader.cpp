@@ -63,8 +63,8 @@ public:
       module.workflows.push_back(workflow());
     }
     if (!failed() && position_ != bytes_.size()) {
-      fail(position_, fmt::format("{} bytes after the end of the module",
-                                  bytes_.size() - position_));
+      fail(position_,
+           fmt::format("{} bytes after the end of the module", bytes_.size() - position_));
     }
     return module;
   }
@@ -348,8 +348,8 @@ private:
     uint64_t valueOffset = position_;
     uint64_t milliseconds = varint(what);
     if (milliseconds > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      fail(valueOffset, fmt::format("{}: {} ms does not fit a signed 64-bit integer", what,
-                                    milliseconds));
+      fail(valueOffset,
+           fmt::format("{}: {} ms does not fit a signed 64-bit integer", what, milliseconds));
       return std::nullopt;
     }
     return static_cast<int64_t>(milliseconds);
@@ -493,8 +493,7 @@ ModuleResult<LoadedModule> readModule(std::span<const uint8_t> bytes, const Read
   return LoadedModule{std::move(module), computed};
 }
 
-ModuleResult<LoadedModule> loadModule(std::span<const uint8_t> bytes,
-                                      const ReadOptions &options) {
+ModuleResult<LoadedModule> loadModule(std::span<const uint8_t> bytes, const ReadOptions &options) {
   ModuleByteOffsets offsets;
   ModuleResult<LoadedModule> read = readModule(bytes, options, &offsets);
   if (!read) {

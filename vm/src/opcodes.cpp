@@ -14,11 +14,11 @@ struct OpcodeEntry {
 };
 
 constexpr OpcodeEntry kOpcodeTable[] = {
-#define OPCODE(Name, Number, Mnemonic, A, B, C, D, FlowKind, Synopsis)                            \
-  {Number,                                                                                     \
-   {Mnemonic,                                                                                  \
-    {OperandKind::A, OperandKind::B, OperandKind::C, OperandKind::D},                          \
-    Flow::FlowKind,                                                                            \
+#define OPCODE(Name, Number, Mnemonic, A, B, C, D, FlowKind, Synopsis)                             \
+  {Number,                                                                                         \
+   {Mnemonic,                                                                                      \
+    {OperandKind::A, OperandKind::B, OperandKind::C, OperandKind::D},                              \
+    Flow::FlowKind,                                                                                \
     Synopsis}},
 #include "kotoba/vm/opcodes.def"
 };

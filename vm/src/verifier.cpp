@@ -188,7 +188,7 @@ private:
       return std::nullopt;
     }
     if (auto problem = checkRetryPolicy(policy)) {
-      return "retry policy: " + *problem;
+      return *problem;
     }
     return std::nullopt;
   }
@@ -197,8 +197,7 @@ private:
     std::set<std::string_view> names;
     for (size_t index = 0; index < module_.activities.size(); ++index) {
       const ActivityDecl &activity = module_.activities[index];
-      std::optional<uint64_t> offset =
-          offsetAt(offsets_ ? &offsets_->activities : nullptr, index);
+      std::optional<uint64_t> offset = offsetAt(offsets_ ? &offsets_->activities : nullptr, index);
       std::string location = fmt::format("activity {} '{}'", index, activity.name);
       if (activity.name.empty()) {
         report(offset, location, "the activity name is empty");
@@ -246,7 +245,8 @@ private:
     for (size_t index = 0; index < module_.workflows.size(); ++index) {
       const std::string &id = module_.workflows[index].id;
       if (id.empty()) {
-        report(workflowOffset(index), fmt::format("workflow {}", index), "the workflow id is empty");
+        report(workflowOffset(index), fmt::format("workflow {}", index),
+               "the workflow id is empty");
       } else if (!ids.insert(id).second) {
         report(workflowOffset(index), workflowLocation(index), "the workflow id is used twice");
       }
@@ -341,8 +341,9 @@ private:
       report(blockOffset, location, "only block 0 may be a body block");
     }
     if (block.code.empty()) {
-      report(blockOffset, location, "the block is empty (it must end with RET or another "
-                                    "instruction that does not fall through)");
+      report(blockOffset, location,
+             "the block is empty (it must end with RET or another "
+             "instruction that does not fall through)");
       return;
     }
     if (block.locations.size() != block.code.size()) {
@@ -352,8 +353,8 @@ private:
       return;
     }
     for (size_t index = 0; index < block.code.size(); ++index) {
-      InstructionContext context{workflowIndex, workflow, blockIndex, block, index,
-                                 block.code[index]};
+      InstructionContext context{workflowIndex, workflow, blockIndex,
+                                 block,         index,    block.code[index]};
       if (auto problem = checkInstruction(context)) {
         reportInstruction(context, *problem);
         return;
@@ -361,7 +362,7 @@ private:
     }
     const Instruction &last = block.code.back();
     if (opcodeInfo(last.opcode).flow != Flow::Ends) {
-      InstructionContext context{workflowIndex, workflow, blockIndex, block,
+      InstructionContext context{workflowIndex,         workflow, blockIndex, block,
                                  block.code.size() - 1, last};
       reportInstruction(context, fmt::format("the block ends with {}, which falls through; end it "
                                              "with RET, RAISE, COMPLETE, CONTINUEASNEW or JMP",
@@ -423,14 +424,17 @@ private:
 
   std::optional<std::string> checkBlockOperand(const Workflow &workflow, uint64_t block,
                                                BlockKind expected) const {
-    if (block == 0 || block >= workflow.blocks.size()) {
-      return fmt::format("block b{} out of range (blocks b1..b{} may be referenced)", block,
-                         workflow.blocks.size() - 1);
+    if (block == 0) {
+      return std::string("block b0 is the workflow body, which no instruction may start");
+    }
+    if (block >= workflow.blocks.size()) {
+      return fmt::format("block b{} out of range (the workflow has {} blocks)", block,
+                         workflow.blocks.size());
     }
     BlockKind kind = workflow.blocks[block].kind;
     if (kind != expected) {
-      return fmt::format("block b{} is a {} block, expected a {} block", block,
-                         blockKindName(kind), blockKindName(expected));
+      return fmt::format("block b{} has kind {}, expected kind {}", block, blockKindName(kind),
+                         blockKindName(expected));
     }
     return std::nullopt;
   }
@@ -768,9 +772,9 @@ private:
       std::vector<Frame> stack = *frames[at];
       auto expectTop = [&](Frame expected, std::string_view what) {
         if (stack.empty() || stack.back() != expected) {
-          problem = fmt::format("{} with {} innermost (frames {})", what,
-                                stack.empty() ? "no frame" : frameName(stack.back()),
-                                describeFrames(stack));
+          problem = fmt::format(
+              "{} needs a {} frame innermost, found {} (frames {})", what, frameName(expected),
+              stack.empty() ? "none" : frameName(stack.back()), describeFrames(stack));
           problemAt = at;
           return false;
         }
@@ -798,7 +802,7 @@ private:
           continue;
         }
       } else if (opcode == Opcode::CompRun) {
-        if (!expectTop(Frame::FailedSaga, "COMPRUN outside a saga handler")) {
+        if (!expectTop(Frame::FailedSaga, "COMPRUN")) {
           continue;
         }
       } else if (opcode == Opcode::CompReg) {
@@ -829,8 +833,8 @@ private:
       }
     }
     if (problem) {
-      InstructionContext context{workflowIndex, workflow, blockIndex, block, problemAt,
-                                 block.code[problemAt]};
+      InstructionContext context{workflowIndex, workflow,  blockIndex,
+                                 block,         problemAt, block.code[problemAt]};
       reportInstruction(context, *problem);
     }
   }

@@ -63,8 +63,8 @@ private:
 struct PathSegment {
   enum class Kind : uint8_t { Member, Index, Project, Dynamic };
   Kind kind = Kind::Member;
-  std::string member;  // Member
-  int64_t index = 0;   // Index: the index; Dynamic: which dynamic index
+  std::string member; // Member
+  int64_t index = 0;  // Index: the index; Dynamic: which dynamic index
   friend bool operator==(const PathSegment &, const PathSegment &) = default;
 };
 
@@ -81,12 +81,11 @@ struct PathDescriptor {
 
 // ---- Retry policies ----------------------------------------------------------------------
 
-// A retry policy is stored as an object with every field present and resolved to numbers:
-// {"initial_interval_ms": 1000, "backoff_coefficient": 2.0, "maximum_interval_ms": 100000,
-//  "maximum_attempts": 3 (null: unlimited), "non_retryable_errors": [], "jitter": 0.0}.
-// This checks the shape and the ranges of language.md section 7.
-// TODO(#3): decode into retry.h's RetryPolicy once that header exists, so the VM and the
-// runtime read a struct rather than this object.
+// Retry policies (in activity calls, activity declarations and workflows) are stored in
+// retry.h's resolved form, {"initial_interval_ms": 1000, "backoff_coefficient": 2.0,
+// "maximum_interval_ms": 100000, "maximum_attempts": 3 | null, "non_retryable_errors": [],
+// "jitter": 0.0}, written by retryPolicyToValue and read by retryPolicyFromValue. This is
+// the verifier's check: the reason the value is not such a policy, or nullopt.
 [[nodiscard]] std::optional<std::string> checkRetryPolicy(const Value &value);
 
 // ---- Commands ----------------------------------------------------------------------------

@@ -63,7 +63,8 @@ using ModuleHash = std::array<uint8_t, 32>;
 template <typename T> class [[nodiscard]] ModuleResult {
 public:
   ModuleResult(T value) : state_(std::in_place_index<0>, std::move(value)) {}
-  ModuleResult(std::vector<ModuleError> errors) : state_(std::in_place_index<1>, std::move(errors)) {
+  ModuleResult(std::vector<ModuleError> errors)
+      : state_(std::in_place_index<1>, std::move(errors)) {
     assert(!std::get<1>(state_).empty() && "a failed ModuleResult needs at least one error");
   }
   ModuleResult(ModuleError error) : ModuleResult(std::vector<ModuleError>{std::move(error)}) {}
