@@ -491,10 +491,10 @@ std::string describeToken(const ParseSink &sink, antlr4::Token *token) {
     auto lead = static_cast<unsigned char>(text.empty() ? 0 : text[0]);
     if (lead < 0x20 || lead == 0x7F || (text.size() == 1 && lead >= 0x80)) {
       static const char digits[] = "0123456789abcdef";
-      std::string code = lead < 0x80 ? "U+00" : "byte 0x";
+      std::string code = lead < 0x80 ? "character U+00" : "byte 0x";
       code += digits[lead >> 4];
       code += digits[lead & 0xF];
-      return "character " + code;
+      return code;
     }
     return "character '" + std::string(text) + "'";
   }

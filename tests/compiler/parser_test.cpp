@@ -509,6 +509,9 @@ TEST_CASE("syntax messages name values, keys and names in plain words") {
   CHECK(message("{ a: 1 } x") == "expected the end of the file, found 'x'");
   CHECK(message("[1, 2}") == "expected ',' or ']', found '}'");
   CHECK(message("{ a: \x01 }") == "unexpected character U+0001; expected a value");
+  Parsed badByte("{ a: \xFF }");
+  CHECK(badByte.kinds() == "invalid-utf8 syntax");
+  CHECK(badByte.diagnostics.diagnostics()[1].message == "unexpected byte 0xff; expected a value");
 }
 
 TEST_CASE("an error at the end of input points right after the last token") {
@@ -777,6 +780,18 @@ TEST_CASE("binary garbage gets diagnostics, a bounded number of them, and no cra
   CHECK(parsed.diagnostics.hasErrors());
   CHECK(parsed.diagnostics.diagnostics().size() <= 100);
   CHECK(parsed.kinds().find("invalid-utf8") == 0);
+}
+
+TEST_CASE("past 100 diagnostics in one file, the rest are only counted") {
+  Parsed parsed("[" + repeat("\"\\q\",\n", 300) + "]");
+  REQUIRE(parsed.diagnostics.diagnostics().size() == 100);
+  CHECK(parsed.diagnostics.errorCount() == 100);
+  const Diagnostic &last = parsed.diagnostics.diagnostics().back();
+  CHECK(parsed.sources.lineColumn(last.range.begin).line == 100);
+  REQUIRE(last.notes.size() == 1);
+  CHECK(parsed.diagnostics.render(last).find(
+            "kotobac: note: 200 more problems in this file are not shown; fix the ones above "
+            "first\n") != std::string::npos);
 }
 
 TEST_CASE("random mixes of the language's own tokens never crash the parser") {
