@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
+#include <algorithm>
 
 namespace kotoba::compiler {
 
@@ -335,96 +335,28 @@ std::optional<RetryPolicySpec> Checker::retryPolicy(const Node *node) {
                       nodeKindDescription(node->kind)));
     return std::nullopt;
   }
-  FieldReader fields(*this, node, "retry_policy",
-                     {"initial_interval", "backoff_coefficient", "maximum_interval",
-                      "maximum_attempts", "non_retryable_errors", "jitter"});
-  RetryPolicySpec spec;
-  spec.range = node->range;
-  RetryPolicy &policy = spec.policy;
-  bool ok = true;
-  auto invalid = [&](std::string_view key, std::string message) {
-    error(DiagnosticKind::InvalidRetryPolicy, fields.find(key)->value->range, std::move(message));
-    ok = false;
-  };
-
-  if (fields.has("initial_interval")) {
-    std::optional<int64_t> initial = fields.duration("initial_interval");
-    ok = ok && initial.has_value();
-    if (initial && *initial <= 0) {
-      invalid("initial_interval", "'initial_interval' must be greater than zero");
-    } else if (initial) {
-      policy.initialIntervalMs = *initial;
-    }
+  std::optional<Value> source = constant(node, "'retry_policy'");
+  if (!source) {
+    return std::nullopt;
   }
-  if (fields.has("backoff_coefficient")) {
-    std::optional<double> coefficient = fields.number("backoff_coefficient");
-    ok = ok && coefficient.has_value();
-    if (coefficient && !(*coefficient >= 1.0 && std::isfinite(*coefficient))) {
-      invalid("backoff_coefficient",
-              fmt::format("'backoff_coefficient' must be at least 1, found {}", *coefficient));
-    } else if (coefficient) {
-      policy.backoffCoefficient = *coefficient;
-    }
+  // retry.h owns the rules; each problem it finds is placed on the field it concerns.
+  static const std::vector<std::string> known = {"initial_interval",     "backoff_coefficient",
+                                                 "maximum_interval",     "maximum_attempts",
+                                                 "non_retryable_errors", "jitter"};
+  ParsedRetryPolicy parsed = parseRetryPolicy(*source);
+  for (const RetryPolicyProblem &problem : parsed.problems) {
+    const ObjectMember *member = node->member(problem.field);
+    bool unknown = std::find(known.begin(), known.end(), problem.field) == known.end();
+    SourceRange where = member == nullptr ? node->range
+                        : unknown         ? member->keyRange
+                                          : member->value->range;
+    error(unknown ? DiagnosticKind::UnknownField : DiagnosticKind::InvalidRetryPolicy, where,
+          problem.message);
   }
-  bool explicitMaximum = false;
-  if (fields.has("maximum_interval")) {
-    std::optional<int64_t> maximum = fields.duration("maximum_interval");
-    ok = ok && maximum.has_value();
-    if (maximum) {
-      policy.maximumIntervalMs = *maximum;
-      explicitMaximum = true;
-    }
+  if (!parsed.problems.empty()) {
+    return std::nullopt;
   }
-  if (!explicitMaximum) {
-    policy.maximumIntervalMs = defaultMaximumInterval(policy.initialIntervalMs);
-  } else if (policy.maximumIntervalMs < policy.initialIntervalMs) {
-    invalid("maximum_interval", "'maximum_interval' must not be shorter than 'initial_interval'");
-  }
-  if (const ObjectMember *attempts = fields.find("maximum_attempts")) {
-    const Node *value = attempts->value;
-    if (value->kind == NodeKind::String && value->text == "unlimited") {
-      policy.maximumAttempts = 0;
-    } else if (value->kind == NodeKind::Integer && value->intValue >= 1) {
-      policy.maximumAttempts = value->intValue;
-    } else {
-      invalid("maximum_attempts",
-              "'maximum_attempts' must be an integer of at least 1 (the first try counts) or "
-              "\"unlimited\"");
-    }
-  }
-  if (const ObjectMember *errors = fields.find("non_retryable_errors")) {
-    std::optional<Value> list = constant(errors->value, "'non_retryable_errors'");
-    bool valid = list && list->isArray();
-    if (valid) {
-      for (const Value &entry : list->asArray()) {
-        valid = valid && entry.isString();
-        if (entry.isString()) {
-          policy.nonRetryableErrors.push_back(entry.asString());
-        }
-      }
-    }
-    if (list && !valid) {
-      invalid("non_retryable_errors", "'non_retryable_errors' must be an array of error types");
-    }
-    ok = ok && valid;
-  }
-  if (fields.has("jitter")) {
-    std::optional<double> jitter = fields.number("jitter");
-    ok = ok && jitter.has_value();
-    if (jitter && !(*jitter >= 0 && *jitter <= 1)) {
-      invalid("jitter", fmt::format("'jitter' must be a fraction from 0 to 1, found {}", *jitter));
-    } else if (jitter) {
-      policy.jitter = *jitter;
-    }
-  }
-  fields.reportUnknown();
-  return ok ? std::optional<RetryPolicySpec>(spec) : std::nullopt;
-}
-
-int64_t defaultMaximumInterval(int64_t initialIntervalMs) {
-  // Saturates rather than overflowing for absurd initial intervals.
-  constexpr int64_t limit = INT64_MAX / 100;
-  return initialIntervalMs > limit ? INT64_MAX : initialIntervalMs * 100;
+  return RetryPolicySpec{parsed.policy, node->range};
 }
 
 } // namespace kotoba::compiler

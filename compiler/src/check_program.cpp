@@ -3,7 +3,7 @@
 #include "checker.h"
 
 #include "kotoba/compiler/parser.h"
-#include "types.h"
+#include "kotoba/vm/type_check.h"
 
 #include <fmt/format.h>
 
@@ -240,13 +240,15 @@ std::vector<Param> Checker::params(const Node *node, std::string_view context, b
     param.range = entry->range;
     std::optional<std::string> name = fields.string("name", /*required=*/true);
     param.type = "any";
-    if (std::optional<std::string> type = fields.string("type")) {
-      std::string problem = validateTypeName(*type);
-      if (!problem.empty()) {
+    std::optional<ParamType> type;
+    if (std::optional<std::string> text = fields.string("type")) {
+      Result<ParamType> parsed = parseParamType(*text);
+      if (!parsed.ok()) {
         error(DiagnosticKind::InvalidType, fields.find("type")->value->range,
-              fmt::format("invalid type '{}': {}", *type, problem));
+              parsed.error().message);
       } else {
-        param.type = *type;
+        param.type = parsed.value().toString();
+        type = parsed.value();
       }
     }
     param.required = fields.boolean("required").value_or(false);
@@ -261,12 +263,11 @@ std::vector<Param> Checker::params(const Node *node, std::string_view context, b
     }
     if (defaultValue != nullptr) {
       param.defaultValue = constant(defaultValue->value, "a default value");
-      if (param.defaultValue && !param.defaultValue->isNull()) {
-        std::string mismatch = typeMismatch(param.type, *param.defaultValue);
-        if (!mismatch.empty()) {
+      if (param.defaultValue && !param.defaultValue->isNull() && type) {
+        if (std::optional<std::string> mismatch = checkParamType(*param.defaultValue, *type)) {
           error(DiagnosticKind::WrongType, defaultValue->value->range,
                 fmt::format("the default value does not match type '{}': {}", param.type,
-                            mismatch));
+                            *mismatch));
         }
       }
     }

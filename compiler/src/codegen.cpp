@@ -26,22 +26,6 @@ using vm::Opcode;
 using vm::Operand;
 using vm::Reg;
 
-Value retryPolicyValue(const RetryPolicy &policy) {
-  Object object;
-  object.set("initial_interval_ms", Value(policy.initialIntervalMs));
-  object.set("backoff_coefficient", Value(policy.backoffCoefficient));
-  object.set("maximum_interval_ms", Value(policy.maximumIntervalMs));
-  object.set("maximum_attempts",
-             policy.maximumAttempts == 0 ? Value() : Value(policy.maximumAttempts));
-  Array errors;
-  for (const std::string &type : policy.nonRetryableErrors) {
-    errors.push_back(Value(type));
-  }
-  object.set("non_retryable_errors", Value(std::move(errors)));
-  object.set("jitter", Value(policy.jitter));
-  return Value(std::move(object));
-}
-
 // Which construct an instruction belongs to, as a location in the module's line table.
 class Locator {
 public:
@@ -634,16 +618,13 @@ void Generator::activityCall(const Strategy &step, Reg input, Reg target, bool c
       declaration != nullptr && declaration->timeoutMs ? *declaration->timeoutMs
                                                        : defaultActivityTimeoutMs);
   descriptor.scheduleToCloseMs = step.scheduleToCloseMs;
-  RetryPolicy policy;
-  if (compensation) {
-    policy.maximumAttempts = defaultCompensationAttempts;
-  }
+  RetryPolicy policy = compensation ? defaultCompensationRetryPolicy() : RetryPolicy();
   if (step.retryPolicy) {
     policy = step.retryPolicy->policy;
   } else if (declaration != nullptr && declaration->retryPolicy) {
     policy = declaration->retryPolicy->policy;
   }
-  descriptor.retry = retryPolicyValue(policy);
+  descriptor.retry = retryPolicyToValue(policy);
   emit(Opcode::Activity, {target, input, constant(descriptor.toValue())}, step.range);
 }
 
@@ -1069,7 +1050,7 @@ vm::Workflow Generator::run() {
   }
   info.timeoutMs = workflow_.timeoutMs;
   info.retryPolicy =
-      workflow_.retryPolicy ? retryPolicyValue(workflow_.retryPolicy->policy) : Value();
+      workflow_.retryPolicy ? retryPolicyToValue(workflow_.retryPolicy->policy) : Value();
   info.hostPredicates = workflow_.hostPredicates;
 
   Reg value = allocate();
@@ -1092,7 +1073,7 @@ vm::Module generateModule(const Program &program, const SourceManager &sources) 
     activity.description = declaration.description;
     activity.timeoutMs = declaration.timeoutMs;
     activity.retryPolicy =
-        declaration.retryPolicy ? retryPolicyValue(declaration.retryPolicy->policy) : Value();
+        declaration.retryPolicy ? retryPolicyToValue(declaration.retryPolicy->policy) : Value();
     activity.implementation = declaration.implementation.value_or(Value());
     module.addActivity(std::move(activity));
   }

@@ -11,8 +11,6 @@ namespace kotoba::compiler {
 
 // The default per-attempt activity timeout when neither call site nor declaration sets one.
 inline constexpr int64_t defaultActivityTimeoutMs = 5 * 60 * 1000;
-// Compensations are retried harder than ordinary steps (language.md section 5, saga).
-inline constexpr int64_t defaultCompensationAttempts = 10;
 
 // Lowers a Program that checked without errors. The entry workflow becomes workflows[0].
 [[nodiscard]] vm::Module generateModule(const Program &program, const SourceManager &sources);

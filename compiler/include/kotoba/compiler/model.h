@@ -5,6 +5,7 @@
 
 #include "kotoba/compiler/source.h"
 #include "kotoba/compiler/syntax.h"
+#include "kotoba/vm/retry.h"
 #include "kotoba/vm/value.h"
 
 #include <deque>
@@ -52,20 +53,6 @@ struct Param {
   std::string description;
   SourceRange range;
 };
-
-// A retry policy with the defaults of language.md section 7 filled in. maximumAttempts 0
-// means unlimited.
-struct RetryPolicy {
-  int64_t initialIntervalMs = 1000;
-  double backoffCoefficient = 2.0;
-  int64_t maximumIntervalMs = 100 * 1000;
-  int64_t maximumAttempts = 3;
-  std::vector<std::string> nonRetryableErrors;
-  double jitter = 0;
-};
-
-// The maximum interval when a policy does not set one: 100 times the initial interval.
-[[nodiscard]] int64_t defaultMaximumInterval(int64_t initialIntervalMs);
 
 struct RetryPolicySpec {
   RetryPolicy policy;
