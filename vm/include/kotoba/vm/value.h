@@ -30,12 +30,12 @@ public:
   void set(std::string key, Value value);
   bool erase(std::string_view key);
 
-  [[nodiscard]] size_t size() const { return entries_.size(); }
-  [[nodiscard]] bool empty() const { return entries_.empty(); }
+  [[nodiscard]] size_t size() const;
+  [[nodiscard]] bool empty() const;
   [[nodiscard]] auto begin() const { return entries_.begin(); }
   [[nodiscard]] auto end() const { return entries_.end(); }
   [[nodiscard]] const std::vector<ObjectEntry> &entries() const { return entries_; }
-  void reserve(size_t count) { entries_.reserve(count); }
+  void reserve(size_t count);
 
 private:
   std::vector<ObjectEntry> entries_;
@@ -107,5 +107,11 @@ struct ObjectEntry {
   std::string key;
   Value value;
 };
+
+// Defined here, not in Object, where ObjectEntry is still incomplete: clang instantiates
+// C++20's constexpr std::vector members where they are used.
+inline size_t Object::size() const { return entries_.size(); }
+inline bool Object::empty() const { return entries_.empty(); }
+inline void Object::reserve(size_t count) { entries_.reserve(count); }
 
 } // namespace kotoba
