@@ -14,7 +14,10 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 using namespace kotoba;
@@ -539,5 +542,40 @@ TEST_CASE("every truncation of a real module is rejected") {
       REQUIRE(loaded.errors().front().byteOffset.has_value());
       REQUIRE(*loaded.errors().front().byteOffset <= length);
     }
+  }
+}
+
+TEST_CASE("the module loader's fuzz seeds are the bytes of the sample modules") {
+  // One workflow whose body completes with null outputs: the smallest module that loads.
+  ModuleBuilder minimal;
+  FileIndex file = minimal.addSourceFile("minimal.kotoba");
+  WorkflowBuilder workflow(minimal, "minimal");
+  Reg outputs = workflow.newRegister();
+  workflow.emit(BlockId{0}, Opcode::LoadK, {outputs, workflow.constant(Value(Object{}))},
+                SourceLocation{file, 1, 1});
+  workflow.emit(BlockId{0}, Opcode::Complete, {outputs}, SourceLocation{file, 1, 1});
+  minimal.addWorkflow(std::move(workflow).finish());
+
+  const std::pair<const char *, std::vector<uint8_t>> seeds[] = {
+      {"order-processing", sampleBytes()},
+      {"minimal", writeModule(minimal.module())},
+  };
+  // With KOTOBA_UPDATE_GOLDEN=1 the seeds are rewritten (after a deliberate format change).
+  const char *update = std::getenv("KOTOBA_UPDATE_GOLDEN");
+  for (const auto &[name, bytes] : seeds) {
+    CAPTURE(name);
+    REQUIRE(loadModule(bytes).ok());
+    std::string path = std::string(KOTOBA_SOURCE_DIR) + "/tests/fuzz/seeds/module/" + name;
+    if (update != nullptr && std::string_view(update) == "1") {
+      std::ofstream(path, std::ios::binary)
+          .write(reinterpret_cast<const char *>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()));
+      continue;
+    }
+    std::ifstream seed(path, std::ios::binary);
+    REQUIRE_MESSAGE(seed.good(), "missing seed " << path << "; run with KOTOBA_UPDATE_GOLDEN=1");
+    std::vector<uint8_t> stored((std::istreambuf_iterator<char>(seed)),
+                                std::istreambuf_iterator<char>());
+    CHECK(stored == bytes);
   }
 }

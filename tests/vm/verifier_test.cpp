@@ -81,6 +81,15 @@ void checkCases(const std::vector<Case> &cases) {
 
 const std::string at0 = "workflow 'w' block b0 instruction 0: ";
 
+// Arrays nested one level deeper than a module may hold.
+Value tooDeep() {
+  Value deep;
+  for (uint32_t level = 0; level <= kMaxConstantDepth; ++level) {
+    deep = Value(Array{deep});
+  }
+  return deep;
+}
+
 } // namespace
 
 TEST_CASE("the sample modules and the minimal module verify") {
@@ -125,6 +134,8 @@ TEST_CASE("operands out of range for their kind are rejected") {
        at0 + "operand B (HostPred): host predicate p0 out of range (the workflow lists 0)"},
       {"unknown opcode", [](Module &m) { bodyRuns(m, op(static_cast<Opcode>(200))); },
        at0 + "unknown opcode 200"},
+      {"descriptor constant", [](Module &m) { bodyRuns(m, op(Opcode::Timer, 0, 1, 8)); },
+       at0 + "operand C (Timer): constant k8 out of range (the pool has 1 constants)"},
       {"source file", [](Module &m) { body(m).blocks[0].locations[0].file = FileIndex{3}; },
        at0 + "source file 3 out of range (the module names 1 files)"},
   });
@@ -168,6 +179,13 @@ TEST_CASE("block operands must name a block of the right kind") {
          bodyRuns(m, op(Opcode::Parallel, 0, 1, 2, all));
        },
        at0 + "operand B (Branches): block b2 has kind iteration, expected kind branch"},
+      {"a branch range past the end",
+       [&](Module &m) {
+         uint32_t all = addConstant(m, ParallelDescriptor{}.toValue());
+         withBlock(m, BlockKind::Branch);
+         bodyRuns(m, op(Opcode::Parallel, 0, 1, 2, all));
+       },
+       at0 + "operand B (Branches): block b2 out of range (the workflow has 2 blocks)"},
       {"an empty branch range that does not start at 0",
        [&](Module &m) {
          uint32_t all = addConstant(m, ParallelDescriptor{}.toValue());
@@ -323,6 +341,14 @@ TEST_CASE("descriptor constants must have the shape their operand kind needs") {
            [](uint32_t k) { return op(Opcode::SagaPush, 1, 0, k); }),
        at0 + "operand C (Saga): k1: 'policy' must be \"reverse\" or \"parallel\", found string "
              "\"sideways\""},
+      {"a compensation without a step",
+       [](Module &m) {
+         body(m).blocks.push_back(makeBlock(BlockKind::Compensation, {op(Opcode::Ret, 0)}));
+         uint32_t k = addConstant(m, CompensationDescriptor{""}.toValue());
+         bodyRuns(m, op(Opcode::CompReg, 1, k));
+       },
+       at0 + "operand B (Compensation): k1: 'step' must be a non-empty string, found string "
+             "\"\""},
       {"a try that catches nothing",
        withConstant(Value(Array{}), [](uint32_t k) { return op(Opcode::TryPush, 1, 0, k); }),
        at0 + "operand C (ErrorTypes): k1: expected a non-empty array of error type names, "
@@ -522,15 +548,37 @@ TEST_CASE("module and workflow tables must be consistent") {
        "workflow 'w': host predicate 'vip' is listed twice"},
       {"too many registers", [](Module &m) { body(m).registerCount = kMaxRegisters + 1; },
        "workflow 'w': 65537 registers is more than the limit of 65536"},
-      {"a constant nested too deep",
-       [](Module &m) {
-         Value deep;
-         for (uint32_t level = 0; level <= kMaxConstantDepth; ++level) {
-           deep = Value(Array{deep});
-         }
-         m.constants.push_back(deep);
-       },
+      {"a constant nested too deep", [](Module &m) { m.constants.push_back(tooDeep()); },
        "constant k1: nested deeper than 256 levels"},
+      {"metadata nested too deep", [](Module &m) { body(m).metadata = tooDeep(); },
+       "workflow 'w': metadata: nested deeper than 256 levels"},
+      {"a default nested too deep",
+       [](Module &m) {
+         body(m).inputs = {{"a", "any", false, tooDeep()}};
+       },
+       "workflow 'w' input 'a': default: nested deeper than 256 levels"},
+      {"an implementation nested too deep",
+       [](Module &m) {
+         Object implementation;
+         implementation.set("type", tooDeep());
+         m.activities.push_back(
+             {"pay", "", std::nullopt, Value(), Value(std::move(implementation))});
+       },
+       "activity 0 'pay': implementation: nested deeper than 256 levels"},
+      {"an empty activity name",
+       [](Module &m) {
+         m.activities.push_back({"", "", std::nullopt, Value(), Value()});
+       },
+       "activity 0 '': the activity name is empty"},
+      {"an empty host activity name", [](Module &m) { m.hostActivities = {""}; },
+       "host activity '': the name is empty"},
+      {"an empty input name",
+       [](Module &m) {
+         body(m).inputs = {{"", "string", false, std::nullopt}};
+       },
+       "workflow 'w' input '': the name is empty"},
+      {"an empty host predicate name", [](Module &m) { body(m).hostPredicates = {""}; },
+       "workflow 'w': a host predicate name is empty"},
       {"a constant that is not a finite number",
        [](Module &m) { m.constants.push_back(Value(std::numeric_limits<double>::infinity())); },
        "constant k1: a double is not finite"},
@@ -617,10 +665,4 @@ TEST_CASE("retry policies are checked in retry.h's stored form") {
   // retry_test.cpp covers the individual rules; here only that they are applied.
   CHECK(checkRetryPolicy(retryPolicy(10, 2.0, 100, 0)).has_value());
   CHECK(checkRetryPolicy(Value("x")).has_value());
-}
-
-TEST_CASE("value depth counts nesting levels") {
-  CHECK(valueDepth(Value(int64_t{1})) == 0);
-  CHECK(valueDepth(Value(Array{})) == 1);
-  CHECK(valueDepth(Value(Array{Value(Array{Value(Object{})})})) == 3);
 }

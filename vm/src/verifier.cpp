@@ -37,23 +37,6 @@ std::string ModuleError::describe() const {
   return text;
 }
 
-uint32_t valueDepth(const Value &value) {
-  uint32_t deepest = 0;
-  if (value.isArray()) {
-    for (const Value &element : value.asArray()) {
-      deepest = std::max(deepest, valueDepth(element) + 1);
-    }
-    return std::max<uint32_t>(deepest, 1);
-  }
-  if (value.isObject()) {
-    for (const ObjectEntry &entry : value.asObject()) {
-      deepest = std::max(deepest, valueDepth(entry.value) + 1);
-    }
-    return std::max<uint32_t>(deepest, 1);
-  }
-  return 0;
-}
-
 namespace {
 
 // Whether a value can be stored: nesting within kMaxConstantDepth and no NaN or infinity.

@@ -52,7 +52,4 @@ struct ModuleByteOffsets {
 [[nodiscard]] std::vector<ModuleError> verifyModule(const Module &module,
                                                     const ModuleByteOffsets *offsets = nullptr);
 
-// The nesting depth of a value: 0 for a scalar, 1 for a flat array or object, ...
-[[nodiscard]] uint32_t valueDepth(const Value &value);
-
 } // namespace kotoba::vm
