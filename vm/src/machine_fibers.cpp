@@ -1,0 +1,432 @@
+// Fibers and structure: starting and finishing fibers, join groups (parallel completion
+// rules, foreach concurrency, saga compensations), raising errors through try and saga
+// frames, cancelling branches that lost, and ending the run.
+#include "machine_state.h"
+
+#include "kotoba/vm/type_check.h"
+
+#include <fmt/format.h>
+
+#include <cassert>
+
+namespace kotoba::vm {
+
+namespace {
+
+bool catchable(const WorkflowError &error) {
+  // Cancellation and the workflow timeout end the run: a try cannot swallow them, only a
+  // saga compensates on the way out.
+  return error.type != kCancelledError && error.type != kWorkflowTimedOutError;
+}
+
+bool typeMatches(const std::vector<std::string> &types, const std::string &type) {
+  for (const std::string &candidate : types) {
+    if (candidate == "*" || candidate == type) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Value settled(const Slot &slot) {
+  Object object;
+  if (slot.state == SlotState::Completed) {
+    object.set("status", Value("completed"));
+    object.set("value", slot.value);
+  } else {
+    object.set("status", Value("failed"));
+    object.set("error", slot.error ? slot.error->toValue() : Value());
+  }
+  return Value(std::move(object));
+}
+
+} // namespace
+
+Fiber &MachineState::spawn(uint32_t block, const Fiber &parent, uint32_t scope) {
+  Fiber fiber;
+  fiber.id = nextFiber++;
+  fiber.block = block;
+  fiber.registers = parent.registers;
+  fiber.scope = scope;
+  fiber.spawner = parent.id;
+  fiber.compensating = parent.compensating;
+  ready.insert(fiber.id);
+  return fibers.emplace(fiber.id, std::move(fiber)).first->second;
+}
+
+void MachineState::run() {
+  // Lowest fiber id first, until every fiber waits: the order never depends on timing.
+  while (!ready.empty() && !isFinal(status)) {
+    FiberId id = *ready.begin();
+    Fiber &fiber = fibers.at(id);
+    assert(fiber.state == FiberState::Ready && "only ready fibers are in the ready set");
+    execute(fiber);
+  }
+}
+
+void MachineState::raise(Fiber &fiber, WorkflowError error) {
+  while (!fiber.frames.empty()) {
+    Frame &frame = fiber.frames.back();
+    if (frame.kind == Frame::Kind::Try) {
+      Frame popped = std::move(frame);
+      fiber.frames.pop_back();
+      if (!catchable(error)) {
+        continue;
+      }
+      Decoded<std::vector<std::string>> types =
+          decodeErrorTypes(module->constant(ConstIndex{popped.descriptor}));
+      assert(types.ok() && "the verifier checks try descriptors");
+      if (typeMatches(types.value(), error.type)) {
+        fiber.registers[popped.errorRegister] = error.toValue();
+        fiber.pc = popped.handler;
+        fiber.state = FiberState::Ready;
+        ready.insert(fiber.id);
+        return;
+      }
+      continue;
+    }
+    if (!frame.failed) {
+      // The saga's main flow failed: its handler runs the compensations (COMPRUN).
+      frame.failed = true;
+      fiber.registers[frame.errorRegister] = error.toValue();
+      fiber.pc = frame.handler;
+      fiber.state = FiberState::Ready;
+      ready.insert(fiber.id);
+      return;
+    }
+    // A failure inside a saga's own compensation code: the saga is done with.
+    fiber.frames.pop_back();
+  }
+  fiber.state = FiberState::Failed;
+  ready.erase(fiber.id);
+  fiber.registers.clear();
+  fiber.registers.push_back(error.toValue());
+  finishFiber(fiber);
+}
+
+void MachineState::finishFiber(Fiber &fiber) {
+  ready.erase(fiber.id);
+  if (!fiber.memberOf) {
+    // Fiber 0: the run ends with it.
+    if (fiber.state == FiberState::Failed) {
+      WorkflowError error = workflowErrorFromValue(fiber.registers.front());
+      RunStatus final = RunStatus::Failed;
+      if (ending && error.type == ending->type) {
+        final = error.type == kCancelledError ? RunStatus::Cancelled : RunStatus::TimedOut;
+      }
+      Command command;
+      command.kind = final == RunStatus::Failed      ? CommandKind::Fail
+                     : final == RunStatus::Cancelled ? CommandKind::Cancelled
+                                                     : CommandKind::TimedOut;
+      command.error = std::move(error);
+      endRun(final, std::move(command));
+    }
+    return;
+  }
+  uint32_t joinId = *fiber.memberOf;
+  auto found = joins.find(joinId);
+  if (found == joins.end() || found->second.finished) {
+    return; // the join gave up on this member already
+  }
+  onMemberFinished(found->second, joinId, fiber);
+}
+
+void MachineState::onMemberFinished(Join &join, uint32_t joinId, Fiber &member) {
+  Slot &slot = join.slots[member.slot];
+  if (member.state == FiberState::Done) {
+    slot.state = SlotState::Completed;
+    slot.value = member.registers.empty() ? Value() : member.registers.front();
+  } else {
+    slot.state = SlotState::Failed;
+    slot.error = workflowErrorFromValue(member.registers.front());
+  }
+  if (join.kind == JoinKind::Foreach && member.scope != 0) {
+    scopes.erase(member.scope); // an iteration's vars and results die with it
+  }
+  if (join.kind == JoinKind::Compensation) {
+    const CompensationRecord &record = join.records[member.slot];
+    Command note;
+    note.kind = CommandKind::RecordCompensation;
+    note.fiber = member.id;
+    note.step = record.step;
+    note.location = record.location;
+    note.detail = slot.state == SlotState::Completed ? "completed" : "failed";
+    note.error = slot.error;
+    emit(std::move(note));
+    if (slot.state == SlotState::Failed && join.stopOnFailure) {
+      for (Slot &other : join.slots) {
+        if (other.state == SlotState::Pending) {
+          other.state = SlotState::Skipped;
+        }
+      }
+    }
+    startNextCompensation(join, joinId);
+  }
+  // Finished fibers keep nothing: their value now lives in the slot.
+  fibers.erase(member.id);
+  resolveJoin(join, joinId);
+}
+
+void MachineState::resolveJoin(Join &join, uint32_t joinId) {
+  size_t completed = 0;
+  size_t failed = 0;
+  size_t running = 0;
+  size_t pendingSlots = 0;
+  const WorkflowError *firstFailure = nullptr;
+  for (const Slot &slot : join.slots) {
+    completed += slot.state == SlotState::Completed;
+    running += slot.state == SlotState::Running;
+    pendingSlots += slot.state == SlotState::Pending;
+    if (slot.state == SlotState::Failed) {
+      ++failed;
+      firstFailure = firstFailure != nullptr ? firstFailure : &*slot.error;
+    }
+  }
+  size_t total = join.slots.size();
+
+  std::optional<Value> value;
+  std::optional<WorkflowError> error;
+  if (ending && join.kind != JoinKind::Compensation) {
+    // The run is ending: every member unwinds (and compensates) by itself; the join fails
+    // once none is left running.
+    if (running == 0) {
+      error = *ending;
+    }
+  } else if (join.kind == JoinKind::Compensation) {
+    if (running == 0 && pendingSlots == 0) {
+      Array errors;
+      for (const Slot &slot : join.slots) {
+        if (slot.state == SlotState::Failed) {
+          errors.push_back(slot.error->toValue());
+        }
+      }
+      Object outcome;
+      outcome.set("compensation", Value(failed == 0 && completed == total ? "completed"
+                                        : completed == 0 && total > 0       ? "failed"
+                                                                            : "partial"));
+      outcome.set("compensation_errors", Value(std::move(errors)));
+      value = Value(std::move(outcome));
+    }
+  } else {
+    bool settledMode = (join.kind == JoinKind::Parallel &&
+                        join.parallelMode == ParallelMode::AllSettled) ||
+                       (join.kind == JoinKind::Foreach && join.foreachMode == ForeachMode::AllSettled);
+    ParallelMode mode = join.kind == JoinKind::Foreach ? ParallelMode::All : join.parallelMode;
+    if (settledMode) {
+      if (running == 0 && pendingSlots == 0) {
+        Array array;
+        for (const Slot &slot : join.slots) {
+          array.push_back(settled(slot));
+        }
+        value = Value(std::move(array));
+      }
+    } else if (mode == ParallelMode::All) {
+      if (failed > 0) {
+        error = *firstFailure;
+      } else if (completed == total) {
+        Array array;
+        for (const Slot &slot : join.slots) {
+          array.push_back(slot.value);
+        }
+        value = Value(std::move(array));
+      }
+    } else if (mode == ParallelMode::Any) {
+      if (completed > 0) {
+        for (const Slot &slot : join.slots) {
+          if (slot.state == SlotState::Completed) {
+            value = slot.value; // the first to succeed: only one can have finished so far
+            break;
+          }
+        }
+      } else if (failed == total) {
+        Array details;
+        for (const Slot &slot : join.slots) {
+          details.push_back(slot.error->toValue());
+        }
+        error = makeError(kAllBranchesFailedError, "every branch of the parallel failed",
+                          Value(std::move(details)));
+      }
+    } else { // AtLeast
+      if (completed >= join.needed) {
+        Array array;
+        for (const Slot &slot : join.slots) {
+          array.push_back(slot.state == SlotState::Completed ? slot.value : Value());
+        }
+        value = Value(std::move(array));
+      } else if (total - failed < join.needed) {
+        Array details;
+        for (const Slot &slot : join.slots) {
+          if (slot.state == SlotState::Failed) {
+            details.push_back(slot.error->toValue());
+          }
+        }
+        error = makeError(kNotEnoughBranchesError,
+                          fmt::format("only {} of the {} branches needed can still succeed",
+                                      total - failed, join.needed),
+                          Value(std::move(details)));
+      }
+    }
+  }
+  if (!value && !error) {
+    if (join.kind == JoinKind::Foreach && !ending) {
+      startForeachIterations(join, joinId);
+    }
+    return;
+  }
+
+  join.finished = true;
+  cancelRunningSlots(join);
+  FiberId ownerId = join.owner;
+  uint32_t target = join.targetRegister;
+  if (join.kind == JoinKind::Compensation && --activeCompensations == 0 && !isFinal(status)) {
+    status = RunStatus::Running;
+  }
+  joins.erase(joinId);
+  Fiber &resumed = fibers.at(ownerId);
+  if (value) {
+    resumed.registers[target] = std::move(*value);
+    resumed.state = FiberState::Ready;
+    resumed.join = 0;
+    ready.insert(ownerId);
+  } else {
+    resumed.join = 0;
+    raise(resumed, std::move(*error));
+  }
+}
+
+void MachineState::cancelRunningSlots(Join &join) {
+  for (Slot &slot : join.slots) {
+    if (slot.state == SlotState::Running) {
+      auto found = fibers.find(slot.fiber);
+      if (found != fibers.end()) {
+        cancelFiber(found->second);
+        fibers.erase(slot.fiber);
+      }
+      slot.state = SlotState::Cancelled;
+    } else if (slot.state == SlotState::Pending) {
+      slot.state = SlotState::Skipped;
+    }
+  }
+}
+
+void MachineState::cancelFiber(Fiber &fiber) {
+  ready.erase(fiber.id);
+  if (fiber.state == FiberState::WaitingCommand) {
+    pending.erase(fiber.command);
+    Command cancel;
+    cancel.kind = CommandKind::Cancel;
+    cancel.fiber = fiber.id;
+    cancel.target = fiber.command;
+    emit(std::move(cancel));
+  } else if (fiber.state == FiberState::WaitingJoin) {
+    auto found = joins.find(fiber.join);
+    if (found != joins.end()) {
+      found->second.finished = true;
+      cancelRunningSlots(found->second);
+      joins.erase(found);
+    }
+  }
+  if (fiber.scope != 0 && fiber.memberOf) {
+    auto join = joins.find(*fiber.memberOf);
+    if (join != joins.end() && join->second.kind == JoinKind::Foreach) {
+      scopes.erase(fiber.scope);
+    }
+  }
+  fiber.state = FiberState::Cancelled;
+}
+
+void MachineState::startForeachIterations(Join &join, uint32_t joinId) {
+  size_t running = 0;
+  for (const Slot &slot : join.slots) {
+    running += slot.state == SlotState::Running;
+  }
+  const Array &items = join.items.asArray();
+  for (size_t i = 0; i < join.slots.size() && running < join.maxConcurrency; ++i) {
+    Slot &slot = join.slots[i];
+    if (slot.state != SlotState::Pending) {
+      continue;
+    }
+    Fiber &owner = fibers.at(join.owner);
+    uint32_t scopeId = nextScope++;
+    scopes.emplace(scopeId, Scope{owner.scope, {}, {}});
+    Fiber &iteration = spawn(join.block, owner, scopeId);
+    iteration.memberOf = joinId;
+    iteration.slot = static_cast<uint32_t>(i);
+    iteration.registers[join.itemRegister] = items[i];
+    iteration.registers[join.indexRegister] = Value(static_cast<int64_t>(i));
+    slot.state = SlotState::Running;
+    slot.fiber = iteration.id;
+    ++running;
+  }
+}
+
+void MachineState::startNextCompensation(Join &join, uint32_t joinId) {
+  size_t running = 0;
+  for (const Slot &slot : join.slots) {
+    running += slot.state == SlotState::Running;
+  }
+  for (size_t i = 0; i < join.slots.size(); ++i) {
+    if (!join.parallelCompensation && running > 0) {
+      return; // reverse order: one at a time
+    }
+    Slot &slot = join.slots[i];
+    if (slot.state != SlotState::Pending) {
+      continue;
+    }
+    const CompensationRecord &record = join.records[i];
+    Fiber &owner = fibers.at(join.owner);
+    Fiber &compensation = spawn(record.block, owner, record.scope);
+    compensation.registers = record.registers;
+    compensation.compensating = true;
+    compensation.memberOf = joinId;
+    compensation.slot = static_cast<uint32_t>(i);
+    slot.state = SlotState::Running;
+    slot.fiber = compensation.id;
+    ++running;
+    Command note;
+    note.kind = CommandKind::RecordCompensation;
+    note.fiber = compensation.id;
+    note.step = record.step;
+    note.location = record.location;
+    note.detail = "started";
+    emit(std::move(note));
+  }
+}
+
+Frame *MachineState::innermostSaga(Fiber &fiber, Fiber **owner) {
+  for (Fiber *at = &fiber;;) {
+    for (auto frame = at->frames.rbegin(); frame != at->frames.rend(); ++frame) {
+      if (frame->kind == Frame::Kind::Saga && !frame->failed) {
+        *owner = at;
+        return &*frame;
+      }
+    }
+    if (!at->spawner) {
+      return nullptr;
+    }
+    auto parent = fibers.find(*at->spawner);
+    if (parent == fibers.end()) {
+      return nullptr;
+    }
+    at = &parent->second;
+  }
+}
+
+void MachineState::registerCompensation(Fiber &fiber, CompensationRecord record) {
+  Fiber *owner = nullptr;
+  Frame *saga = innermostSaga(fiber, &owner);
+  if (saga == nullptr) {
+    return; // no saga to undo it: the compiler allows compensate only inside one
+  }
+  record.scope = owner->scope;
+  saga->compensations.push_back(std::move(record));
+}
+
+void MachineState::endRun(RunStatus final, Command command) {
+  status = final;
+  emit(std::move(command));
+  // Nothing else may run: whatever is still waiting is abandoned with the run.
+  ready.clear();
+}
+
+} // namespace kotoba::vm
