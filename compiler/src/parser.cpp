@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdio>
 
 namespace kotoba::compiler {
 namespace {
@@ -340,6 +341,9 @@ Node *parseText(std::string_view text, size_t start, ParseSink &sink, SyntaxAren
   ByteStream input(text, start, "");
   KotobaLexer lexer(&input);
   lexer.removeErrorListeners(); // the last lexer rule accepts any byte, so none can occur
+  // TODO(#2): parsing takes about 50 bytes of memory per input byte (2.6 GB for a 50 MB
+  // file, docs/fuzzing.md) because every token and the whole parse tree stay alive until
+  // the Nodes are built; building Nodes as rules exit would let most of it go early.
   antlr4::CommonTokenStream tokens(&lexer);
   tokens.fill();
   sink.setTokens(&tokens);
@@ -496,7 +500,18 @@ std::string describeToken(const ParseSink &sink, antlr4::Token *token) {
       code += digits[lead & 0xF];
       return code;
     }
-    return "character '" + std::string(text) + "'";
+    if (lead < 0x80) {
+      return "character '" + std::string(text) + "'";
+    }
+    // Non-ASCII: also by code point, since a no-break space or a zero-width one looks like
+    // nothing at all when printed.
+    uint32_t codePoint = lead & (lead >= 0xF0 ? 0x07 : lead >= 0xE0 ? 0x0F : 0x1F);
+    for (char continuation : text.substr(1)) {
+      codePoint = (codePoint << 6) | (static_cast<unsigned char>(continuation) & 0x3F);
+    }
+    char code[16];
+    std::snprintf(code, sizeof code, "U+%04X", codePoint);
+    return "character '" + std::string(text) + "' (" + code + ")";
   }
   constexpr size_t shown = 24;
   if (text.size() <= shown) {

@@ -509,6 +509,8 @@ TEST_CASE("syntax messages name values, keys and names in plain words") {
   CHECK(message("{ a: 1 } x") == "expected the end of the file, found 'x'");
   CHECK(message("[1, 2}") == "expected ',' or ']', found '}'");
   CHECK(message("{ a: \x01 }") == "unexpected character U+0001; expected a value");
+  CHECK(message("{ a:\u00a01 }") == "unexpected character '\u00a0' (U+00A0); expected a value");
+  CHECK(message("{ a: €}") == "unexpected character '€' (U+20AC); expected a value");
   Parsed badByte("{ a: \xFF }");
   CHECK(badByte.kinds() == "invalid-utf8 syntax");
   CHECK(badByte.diagnostics.diagnostics()[1].message == "unexpected byte 0xff; expected a value");

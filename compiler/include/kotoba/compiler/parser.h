@@ -1,5 +1,8 @@
 // The front door of the front end: turns .kotoba text into a syntax tree, reporting every
 // lexical and syntax problem it finds. This is the only place that knows about ANTLR.
+//
+// Parsing on several threads at once is untested and best avoided: the generated ANTLR
+// parser keeps one prediction cache, in static storage, for all its instances.
 #pragma once
 
 #include "kotoba/compiler/diagnostics.h"
@@ -10,11 +13,14 @@
 namespace kotoba::compiler {
 
 // Deeper nesting than this (objects, arrays, parentheses, operators) is reported as
-// nesting-too-deep instead of exhausting the stack.
+// nesting-too-deep instead of exhausting the stack. A tree the parser returns is never
+// deeper than this, so later passes may walk it recursively.
 inline constexpr unsigned maxNestingDepth = 256;
 
 // Parses a whole file (one value). Returns nullptr only when nothing usable was parsed;
-// otherwise the tree may be partial and the diagnostics say what was wrong.
+// otherwise the tree may be partial and the diagnostics say what was wrong: members and
+// elements that a syntax error broke are left out. Diagnostics come in source order, at
+// most 100 per file.
 [[nodiscard]] Node *parseFile(const SourceManager &sources, FileId file, SyntaxArena &arena,
                               DiagnosticEngine &diagnostics);
 
