@@ -1,0 +1,272 @@
+-- The Kotoba store, schema version 1.
+--
+-- One SQLite file holds everything a durable run needs to survive a crash: the modules runs
+-- were started with, the runs, their histories (hash-chained), checkpoints of VM state,
+-- durable timers, activity tasks, signal inboxes, engine-wide published events and run
+-- leases. The store creates it from this file on first use (runtime/src/store_schema.cpp
+-- embeds the text) and records the version in PRAGMA user_version.
+--
+-- Conventions, for every table:
+--   - times are integers, milliseconds since the Unix epoch, UTC, named *_ms;
+--   - payloads (inputs, outputs, errors, event payloads) are compact JSON text as json.h
+--     writes it: valid UTF-8, object keys in insertion order, no whitespace;
+--   - hashes are 32-byte SHA-256 BLOBs; module hashes are 64 lowercase hex characters;
+--   - run ids and owners are opaque text chosen by the engine.
+--
+-- Version history (a released version is never edited; a change is a new version with a
+-- migration in store_schema.cpp that brings a file of the previous version to it):
+--   1  the first schema.
+
+PRAGMA application_id = 1263490114; -- 0x4B4F5442, 'KOTB': marks the file as a Kotoba store
+
+-- modules: every compiled module (.kbc) a run was started with, by content hash.
+--   hash        the module's SHA-256 content hash (the .kbc header's), lowercase hex
+--   kbc         the .kbc file's bytes, exactly as loaded
+--   created_ms  when the store first saw the module
+-- A run is pinned to the module it started with (runtime.md section 4), so a module stays
+-- while any run refers to it; purge removes the rest.
+CREATE TABLE modules (
+  hash       TEXT    PRIMARY KEY NOT NULL,
+  kbc        BLOB    NOT NULL,
+  created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- runs: one row per run, its identity and where it stands.
+--   id                 the run id
+--   chain_id           shared by every run of one continue-as-new chain: the first run's id
+--   workflow_id        the workflow of the module that runs
+--   module_hash        the module the run is pinned to (modules.hash)
+--   status             RUNNING, COMPENSATING, COMPLETED, FAILED, CANCELLED, TIMED_OUT,
+--                      TERMINATED, CONTINUED_AS_NEW or BLOCKED (runtime.md section 2)
+--   inputs             the run's inputs (JSON)
+--   outputs            the outputs once COMPLETED, else NULL (JSON)
+--   error              the error once FAILED, CANCELLED, TIMED_OUT or TERMINATED, or why it
+--                      is BLOCKED, else NULL (JSON error object)
+--   parent_run_id      for a child run, the parent's id; NULL for a top-level run
+--   parent_command_id  for a child run, the parent's StartChild command id
+--   attempt            1 for a run started normally; $.run.attempt
+--   created_ms         when the run was created
+--   updated_ms         when the row last changed
+--   finished_ms        when it reached a final status (purge compares against this), or NULL
+--   timeout_ms         when the workflow timeout expires, or NULL for none
+--   last_seq           the seq of the run's last event, 0 before the first; appends use it
+--                      to number events, readers to know the history's length cheaply
+CREATE TABLE runs (
+  id                TEXT    PRIMARY KEY NOT NULL,
+  chain_id          TEXT    NOT NULL,
+  workflow_id       TEXT    NOT NULL,
+  module_hash       TEXT    NOT NULL REFERENCES modules (hash),
+  status            TEXT    NOT NULL CHECK (status IN ('RUNNING', 'COMPENSATING', 'COMPLETED',
+                      'FAILED', 'CANCELLED', 'TIMED_OUT', 'TERMINATED', 'CONTINUED_AS_NEW',
+                      'BLOCKED')),
+  inputs            TEXT    NOT NULL,
+  outputs           TEXT,
+  error             TEXT,
+  parent_run_id     TEXT,
+  parent_command_id INTEGER,
+  attempt           INTEGER NOT NULL DEFAULT 1,
+  created_ms        INTEGER NOT NULL,
+  updated_ms        INTEGER NOT NULL,
+  finished_ms       INTEGER,
+  timeout_ms        INTEGER,
+  last_seq          INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+-- `list --status S [--workflow W]`, newest first.
+CREATE INDEX runs_by_status ON runs (status, workflow_id, created_ms);
+-- `list --workflow W`.
+CREATE INDEX runs_by_workflow ON runs (workflow_id, created_ms);
+-- Following a continue-as-new chain to its last run.
+CREATE INDEX runs_by_chain ON runs (chain_id, created_ms);
+-- A parent's children (cancelling a parent cancels them).
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+-- Purge: finished runs older than a time.
+CREATE INDEX runs_by_finish ON runs (finished_ms) WHERE finished_ms IS NOT NULL;
+-- Purge of modules no run refers to.
+CREATE INDEX runs_by_module ON runs (module_hash);
+
+-- events: each run's history, the ordered list of everything that happened to it.
+--   run_id     the run (runs.id)
+--   seq        1, 2, 3, ... per run, without gaps
+--   type       the event type's number (runtime/include/kotoba/runtime/event_types.def)
+--   time_ms    when it happened, by the engine's clock (virtual time under --clock virtual)
+--   tx         the store transaction that wrote it (transaction_counter); events written
+--              together share one tx, so `state --at-tx` can cut a history at a commit
+--   step_id    the step id of the construct that caused it, '' for the run itself
+--   location   its source location as file:line, '' when there is none
+--   payload    what the event carries (JSON; fields per type in docs/store.md)
+--   hash       SHA-256 over prev_hash and the event's canonical content (see below)
+--   prev_hash  the previous event's hash; 32 zero bytes for seq 1
+-- The canonical content is, in order: the tag "kotoba.event.v1", run_id, seq, type,
+-- time_ms, tx, step_id, location, payload; text as a 64-bit little-endian byte length
+-- followed by the bytes, integers as 64-bit little-endian two's complement. A run's
+-- history is thereby a hash chain: changing any byte of any event changes its hash and
+-- breaks the link to the next one, which `kotoba-vm verify` reports.
+CREATE TABLE events (
+  run_id    TEXT    NOT NULL REFERENCES runs (id),
+  seq       INTEGER NOT NULL CHECK (seq >= 1),
+  type      INTEGER NOT NULL,
+  time_ms   INTEGER NOT NULL,
+  tx        INTEGER NOT NULL,
+  step_id   TEXT    NOT NULL,
+  location  TEXT    NOT NULL,
+  payload   TEXT    NOT NULL,
+  hash      BLOB    NOT NULL,
+  prev_hash BLOB    NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+-- Histories up to a store transaction (`state --at-tx`).
+CREATE INDEX events_by_tx ON events (run_id, tx);
+
+-- checkpoints: serialized VM states, so that resuming a run replays only later events.
+--   run_id      the run (runs.id)
+--   seq         the seq of the last event the state covers
+--   state       the machine's state, as the engine serialized it (opaque here)
+--   hash        SHA-256 over the tag "kotoba.checkpoint.v1", prev_hash, run_id, seq, the
+--               hash of the event at seq, and state (encoded as for events): a checkpoint
+--               is thereby tied to the event chain at the point it covers
+--   prev_hash   the previous checkpoint's hash, 32 zero bytes for the run's first one
+--   created_ms  when it was written
+-- Older checkpoints are pruned (the latest few are kept): any past state can be rebuilt by
+-- replay, so the oldest kept checkpoint's prev_hash may name one that is gone.
+CREATE TABLE checkpoints (
+  run_id     TEXT    NOT NULL REFERENCES runs (id),
+  seq        INTEGER NOT NULL,
+  state      BLOB    NOT NULL,
+  hash       BLOB    NOT NULL,
+  prev_hash  BLOB    NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+-- timers: durable times at which the engine must wake a run.
+--   run_id      the run (runs.id)
+--   command_id  the command the timer belongs to (0 for the workflow timeout)
+--   kind        timer           a StartTimer command: report TimerFired
+--               wait_timeout    a wait's timeout: report WaitTimedOut
+--               activity_retry  the backoff before an activity's next attempt: make its
+--                               task ready again
+--               workflow_timeout  the run's own timeout: report TimeoutReached
+--   fire_ms     when it fires; never earlier, even if the wall clock jumps
+--   created_ms  when it was armed
+CREATE TABLE timers (
+  run_id     TEXT    NOT NULL REFERENCES runs (id),
+  command_id INTEGER NOT NULL,
+  kind       TEXT    NOT NULL CHECK (kind IN ('timer', 'wait_timeout', 'activity_retry',
+                                              'workflow_timeout')),
+  fire_ms    INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, command_id, kind)
+) WITHOUT ROWID;
+-- Due timers, and the next fire time the engine sleeps until.
+CREATE INDEX timers_by_fire ON timers (fire_ms);
+
+-- tasks: activity attempts ready to run or running.
+--   run_id           the run (runs.id)
+--   command_id       the ScheduleActivity command
+--   step_id          the activity step's id
+--   activity         the activity's name
+--   input            the activity's input (JSON)
+--   attempt          1, 2, ... (an ActivityFailed that retries schedules the next one)
+--   due_ms           when the attempt may start (later than creation after a backoff)
+--   idempotency_key  run id + step id + attempt, handed to the activity for de-duplication
+--   owner            the worker running it, NULL while ready
+--   lease_expiry_ms  while running, when the owner's claim lapses; NULL while ready
+--   available_ms     when a worker may take the task: due_ms while ready, lease_expiry_ms
+--                    while running (a crashed worker's task becomes available again)
+--   created_ms       when it was written
+CREATE TABLE tasks (
+  run_id          TEXT    NOT NULL REFERENCES runs (id),
+  command_id      INTEGER NOT NULL,
+  step_id         TEXT    NOT NULL,
+  activity        TEXT    NOT NULL,
+  input           TEXT    NOT NULL,
+  attempt         INTEGER NOT NULL,
+  due_ms          INTEGER NOT NULL,
+  idempotency_key TEXT    NOT NULL,
+  owner           TEXT,
+  lease_expiry_ms INTEGER,
+  available_ms    INTEGER NOT NULL,
+  created_ms      INTEGER NOT NULL,
+  PRIMARY KEY (run_id, command_id)
+) WITHOUT ROWID;
+-- Tasks a worker may take now, and the next time one becomes available.
+CREATE INDEX tasks_by_available ON tasks (available_ms);
+
+-- inbox: messages addressed to one run that its engine has not yet taken into the history:
+-- signals (buffered in arrival order, language.md section 5 wait), cancel and terminate
+-- requests. Another process may write here while the run's owner works; the owner moves
+-- each message into the history (SignalReceived, WorkflowCancelRequested, ...) and deletes
+-- it in the same transaction, so a message is recorded exactly once.
+--   id           arrival order across the whole store
+--   run_id       the addressee (runs.id)
+--   kind         signal, cancel or terminate
+--   name         the signal's name, '' otherwise
+--   payload      the signal's payload, or the request's details such as a reason (JSON)
+--   received_ms  when it arrived
+CREATE TABLE inbox (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id      TEXT    NOT NULL REFERENCES runs (id),
+  kind        TEXT    NOT NULL CHECK (kind IN ('signal', 'cancel', 'terminate')),
+  name        TEXT    NOT NULL,
+  payload     TEXT    NOT NULL,
+  received_ms INTEGER NOT NULL
+);
+-- A run's messages in arrival order.
+CREATE INDEX inbox_by_run ON inbox (run_id, id);
+
+-- published_events: events published to the whole engine (`kotoba-vm emit`), which waits
+-- of any run may consume (language.md section 5 wait).
+--   id            publication order across the whole store
+--   type          the event type a wait names (event_type), not a history event type
+--   payload       the event's payload (JSON); a wait's filter compares its fields
+--   published_ms  when it was published
+CREATE TABLE published_events (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  type         TEXT    NOT NULL,
+  payload      TEXT    NOT NULL,
+  published_ms INTEGER NOT NULL
+);
+-- The oldest events of a type published after a time.
+CREATE INDEX published_events_by_type ON published_events (type, published_ms, id);
+
+-- event_consumptions: which run consumed which published event. A run consumes an event
+-- at most once; other runs may consume the same event too.
+--   run_id              the consuming run (runs.id)
+--   published_event_id  the event (published_events.id)
+--   consumed_ms         when
+CREATE TABLE event_consumptions (
+  run_id             TEXT    NOT NULL REFERENCES runs (id),
+  published_event_id INTEGER NOT NULL REFERENCES published_events (id),
+  consumed_ms        INTEGER NOT NULL,
+  PRIMARY KEY (run_id, published_event_id)
+) WITHOUT ROWID;
+-- Purging published events finds their consumptions.
+CREATE INDEX event_consumptions_by_event ON event_consumptions (published_event_id);
+
+-- leases: which engine process works on a run (runtime.md section 6). A process acquires a
+-- run's lease when no row exists or the row has expired, renews it while it works, and
+-- releases it when done; every write it makes for the run checks it still holds it, so two
+-- processes never both execute the same step. No reference to runs: a lease is taken
+-- before the run row is written.
+--   run_id     the run
+--   owner      the holding process's id
+--   expiry_ms  when the lease lapses unless renewed
+CREATE TABLE leases (
+  run_id    TEXT    PRIMARY KEY NOT NULL,
+  owner     TEXT    NOT NULL,
+  expiry_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Finding expired leases to take over.
+CREATE INDEX leases_by_expiry ON leases (expiry_ms);
+
+-- transaction_counter: the source of `tx` ids. One row; each store transaction that writes
+-- events takes the next number, so tx ids grow with commit order across the whole store.
+--   only     always 1
+--   last_tx  the last tx id handed out
+CREATE TABLE transaction_counter (
+  only    INTEGER PRIMARY KEY CHECK (only = 1),
+  last_tx INTEGER NOT NULL
+);
+INSERT INTO transaction_counter (only, last_tx) VALUES (1, 0);
+
+PRAGMA user_version = 1;
