@@ -256,6 +256,7 @@ private:
     // A key takes at least 1 byte and its value 1 more.
     uint32_t entryCount = count("object size", 2);
     Object object;
+    // Duplicates are found here, so entries can be appended without Object::set's scan.
     std::unordered_set<std::string_view> keys;
     for (uint32_t index = 0; index < entryCount && !failed(); ++index) {
       uint64_t keyOffset = position_;
@@ -269,7 +270,7 @@ private:
       }
       charge(keyOffset, key.size());
       Value entry = value(depth + 1);
-      object.set(key, std::move(entry));
+      object.appendNew(key, std::move(entry));
     }
     return Value(std::move(object));
   }

@@ -28,6 +28,9 @@ public:
   [[nodiscard]] bool contains(std::string_view key) const { return find(key) != nullptr; }
   // Inserts or overwrites, keeping the original position of an existing key.
   void set(std::string key, Value value);
+  // Appends an entry whose key the caller knows is absent (a decoder that tracks the keys it
+  // has seen). set() scans the entries first, which makes building a large object quadratic.
+  void appendNew(std::string key, Value value);
   bool erase(std::string_view key);
 
   [[nodiscard]] size_t size() const;
@@ -113,5 +116,8 @@ struct ObjectEntry {
 inline size_t Object::size() const { return entries_.size(); }
 inline bool Object::empty() const { return entries_.empty(); }
 inline void Object::reserve(size_t count) { entries_.reserve(count); }
+inline void Object::appendNew(std::string key, Value value) {
+  entries_.push_back(ObjectEntry{std::move(key), std::move(value)});
+}
 
 } // namespace kotoba
