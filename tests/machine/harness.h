@@ -58,13 +58,19 @@ public:
   std::vector<std::string> calls;
   std::vector<vm::Command> commands;
   bool recordInputs = false;
+  // When set, run() and send() advance virtual time at most this far past the start.
+  std::optional<int64_t> horizonMs;
 
   // Starts the run and drives it until nothing more can happen without outside help.
   vm::RunStatus run(Value inputs = Value(Object()), int64_t startMs = 1'000'000) {
     now_ = startMs;
     machine_ = std::make_unique<vm::Machine>(module_, 0, vm::RunInfo{"run-1", "1", 1, startMs, {}});
+    if (horizonMs) {
+      limit_ = startMs + *horizonMs;
+    }
     handle(machine_->start(std::move(inputs)));
     drive();
+    passTime();
     return machine_->status();
   }
 
@@ -86,9 +92,11 @@ public:
 
   // Advances virtual time, firing every timer and timeout due by then.
   vm::RunStatus advance(int64_t ms) {
+    std::optional<int64_t> saved = limit_;
     limit_ = now_ + ms;
     drive();
-    limit_.reset();
+    passTime();
+    limit_ = saved;
     return machine_->status();
   }
 
@@ -163,6 +171,13 @@ private:
       case vm::CommandKind::RecordCompensation:
         break;
       }
+    }
+  }
+
+  // Time passes up to the limit even when nothing happens in it.
+  void passTime() {
+    if (limit_ && !vm::isFinal(machine_->status())) {
+      now_ = std::max(now_, *limit_);
     }
   }
 

@@ -309,7 +309,6 @@ void MachineState::execute(Fiber &fiber) {
     }
     case Opcode::WaitSignal: {
       SignalDescriptor signal = decoded(decodeSignal(module->constant(ConstIndex{b})));
-      ++fiber.pc;
       auto buffered = signalBuffer.find(signal.signal);
       if (buffered != signalBuffer.end() && !buffered->second.empty()) {
         // It arrived before the wait: consumed at once, in arrival order.
@@ -330,6 +329,7 @@ void MachineState::execute(Fiber &fiber) {
       if (signal.timeoutMs) {
         command.timeoutAtMs = now + *signal.timeoutMs;
       }
+      ++fiber.pc;
       issue(fiber, std::move(command), WaitKind::Signal, a);
       return;
     }
