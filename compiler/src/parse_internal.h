@@ -49,7 +49,7 @@ public:
 
   void report(DiagnosticKind kind, SourceRange where, std::string message);
   void note(SourceRange where, std::string message);
-  [[nodiscard]] bool hasErrors() const { return !pending.empty(); }
+  [[nodiscard]] bool hasErrors() const { return !pending_.empty(); }
   // Reports the held diagnostics in source order; past a limit, only how many there were.
   void flush(DiagnosticEngine &diagnostics);
 
@@ -60,7 +60,7 @@ private:
     std::string message;
     std::vector<std::pair<SourceRange, std::string>> notes;
   };
-  std::vector<Pending> pending;
+  std::vector<Pending> pending_;
   size_t dropped_ = 0;       // reports past the limit of held diagnostics
   bool lastDropped_ = false; // so that its notes are dropped too
   antlr4::CommonTokenStream *tokens_ = nullptr;

@@ -448,41 +448,41 @@ std::string_view ParseSink::tokenText(antlr4::Token *token) const {
 }
 
 void ParseSink::report(DiagnosticKind kind, SourceRange where, std::string message) {
-  lastDropped_ = pending.size() >= maxHeldDiagnostics;
+  lastDropped_ = pending_.size() >= maxHeldDiagnostics;
   if (lastDropped_) {
     ++dropped_;
     return;
   }
-  pending.push_back(Pending{kind, where, std::move(message), {}});
+  pending_.push_back(Pending{kind, where, std::move(message), {}});
 }
 
 void ParseSink::note(SourceRange where, std::string message) {
   if (lastDropped_) {
     return;
   }
-  assert(!pending.empty() && "a note needs a diagnostic to attach to");
-  pending.back().notes.emplace_back(where, std::move(message));
+  assert(!pending_.empty() && "a note needs a diagnostic to attach to");
+  pending_.back().notes.emplace_back(where, std::move(message));
 }
 
 void ParseSink::flush(DiagnosticEngine &diagnostics) {
-  std::stable_sort(pending.begin(), pending.end(), [](const Pending &a, const Pending &b) {
+  std::stable_sort(pending_.begin(), pending_.end(), [](const Pending &a, const Pending &b) {
     return a.where.begin.offset < b.where.begin.offset;
   });
-  size_t shown = std::min(pending.size(), maxShownDiagnostics);
+  size_t shown = std::min(pending_.size(), maxShownDiagnostics);
   for (size_t index = 0; index < shown; ++index) {
-    Pending &entry = pending[index];
+    Pending &entry = pending_[index];
     diagnostics.report(entry.kind, entry.where, std::move(entry.message));
     for (auto &[where, message] : entry.notes) {
       diagnostics.note(where, std::move(message));
     }
   }
-  size_t hidden = pending.size() - shown + dropped_;
+  size_t hidden = pending_.size() - shown + dropped_;
   if (hidden > 0) {
     diagnostics.note(SourceRange{}, std::to_string(hidden) +
                                         " more problems in this file are not shown; fix "
                                         "the ones above first");
   }
-  pending.clear();
+  pending_.clear();
   dropped_ = 0;
 }
 
