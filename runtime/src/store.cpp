@@ -212,6 +212,7 @@ auto retryWhileBusy(const Operation &operation, Deadline deadline, Attempt attem
     if (SteadyClock::now() >= deadline) {
       return busyLimitError(operation);
     }
+    ++operation.connection.busyRetries;
     backOff(tries);
   }
 }
@@ -234,6 +235,7 @@ StoreStatus runWriteTransaction(Connection &connection, const Operation &operati
       rollBack(connection, operation);
       return committed;
     }
+    ++connection.commits;
     return {};
   });
 }
@@ -332,6 +334,11 @@ void BatchWriter::commitBatch(std::deque<Pending> &batch) {
       return {};
     });
   }
+  if (committed.ok()) {
+    for (const StoreStatus &result : results) {
+      connection_.writes += result.ok() ? 1 : 0;
+    }
+  }
   // Callers learn their outcome only now, after the commit: nothing is acted on before it.
   for (size_t index = 0; index < batch.size(); ++index) {
     if (batch[index].onCommitted) {
@@ -362,7 +369,7 @@ StoreResult<std::unique_ptr<Store>> Store::open(const std::string &path,
 }
 
 StoreResult<std::unique_ptr<Store>> Store::openInMemory(const StoreOptions &options) {
-  return openConnection(":memory:", ":memory:", true, options);
+  return openConnection(":memory:", "in-memory store", true, options);
 }
 
 StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &path,
@@ -425,10 +432,20 @@ StoreStatus Store::writeNow(const WriteFunction &write) {
   detail::Connection::Lock lock(*connection_);
   detail::Operation operation{*connection_, "commit a write"};
   detail::Deadline deadline = detail::SteadyClock::now() + options_.busyLimit;
-  return detail::runWriteTransaction(*connection_, operation, deadline, [&]() -> StoreStatus {
-    Transaction transaction(*connection_);
-    return callWrite(write, transaction, operation);
-  });
+  StoreStatus status =
+      detail::runWriteTransaction(*connection_, operation, deadline, [&]() -> StoreStatus {
+        Transaction transaction(*connection_);
+        return callWrite(write, transaction, operation);
+      });
+  if (status.ok()) {
+    ++connection_->writes;
+  }
+  return status;
+}
+
+StoreStats Store::stats() const {
+  return StoreStats{connection_->commits.load(), connection_->writes.load(),
+                    connection_->busyRetries.load()};
 }
 
 StoreStatus Store::write(const WriteFunction &write) {

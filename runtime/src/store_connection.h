@@ -114,6 +114,11 @@ public:
     Connection &connection_;
   };
 
+  // Counters behind Store::stats().
+  mutable std::atomic<uint64_t> commits{0};
+  mutable std::atomic<uint64_t> writes{0};
+  mutable std::atomic<uint64_t> busyRetries{0};
+
 private:
   struct CachedStatement {
     sqlite3_stmt *statement = nullptr;

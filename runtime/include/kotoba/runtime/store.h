@@ -67,6 +67,13 @@ struct StoreOptions {
   std::chrono::microseconds batchWindow{2000};
 };
 
+// What a Store has done since it opened, for tests, benchmarks and `--verbose` output.
+struct StoreStats {
+  uint64_t commits = 0;     // SQLite transactions committed
+  uint64_t writes = 0;      // write functions run to success (a batch commit holds many)
+  uint64_t busyRetries = 0; // attempts started over because another connection held the lock
+};
+
 // The schema version this binary creates and understands (PRAGMA user_version).
 inline constexpr int kStoreSchemaVersion = 1;
 
@@ -291,6 +298,8 @@ public:
     }
     return std::move(*result);
   }
+
+  [[nodiscard]] StoreStats stats() const;
 
   // The schema version stored in the file.
   [[nodiscard]] StoreResult<int> schemaVersion();
