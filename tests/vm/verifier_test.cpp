@@ -531,7 +531,18 @@ TEST_CASE("module and workflow tables must be consistent") {
        [](Module &m) {
          body(m).outputs = {{"a", "", false, std::nullopt}};
        },
-       "workflow 'w' output 'a': the type is empty"},
+       "workflow 'w' output 'a': type: empty type; write one of string, number, integer, "
+       "boolean, object, array, array<T> or any"},
+      {"a misspelled type",
+       [](Module &m) {
+         body(m).inputs = {{"a", "strng", false, std::nullopt}};
+       },
+       "workflow 'w' input 'a': type: unknown type 'strng' in 'strng'; did you mean 'string'?"},
+      {"a default of the wrong type",
+       [](Module &m) {
+         body(m).inputs = {{"a", "array<integer>", false, keys({"x"})}};
+       },
+       "workflow 'w' input 'a': default: expected array<integer>, element 0 is string \"x\""},
       {"a workflow timeout of zero", [](Module &m) { body(m).timeoutMs = 0; },
        "workflow 'w': timeout 0 ms is not positive"},
       {"a workflow retry policy missing a field",

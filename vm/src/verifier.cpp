@@ -14,6 +14,7 @@
 #include "kotoba/vm/builtins.h"
 #include "kotoba/vm/descriptors.h"
 #include "kotoba/vm/error.h"
+#include "kotoba/vm/type_check.h"
 
 #include <fmt/format.h>
 
@@ -249,14 +250,19 @@ private:
       } else if (!names.insert(param.name).second) {
         report(offset, location, "the name is used twice");
       }
-      // TODO(#3): parse the type with type_check.h once it exists, and check the default
-      // against it; until then only an empty type is caught here.
-      if (param.type.empty()) {
-        report(offset, location, "the type is empty");
+      Result<ParamType> type = parseParamType(param.type);
+      if (!type.ok()) {
+        report(offset, location, "type: " + type.error().message);
       }
-      if (param.defaultValue) {
-        if (auto problem = checkStorable(*param.defaultValue)) {
-          report(offset, location, "default: " + *problem);
+      if (!param.defaultValue) {
+        continue;
+      }
+      if (auto problem = checkStorable(*param.defaultValue)) {
+        report(offset, location, "default: " + *problem);
+      } else if (type.ok() && !param.defaultValue->isNull()) {
+        // A null default means "no value", which any optional param may have.
+        if (auto mismatch = checkParamType(*param.defaultValue, type.value())) {
+          report(offset, location, "default: " + *mismatch);
         }
       }
     }
