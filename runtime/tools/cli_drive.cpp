@@ -1,0 +1,331 @@
+// The commands that drive runs: `run` starts one and drives it to its end (or detaches),
+// `resume` drives an existing one (after a crash, a detach, or a fix of a BLOCKED run), and
+// `worker` drives everything in the store. All three print a run's end the same way.
+#include "cli_commands.h"
+#include "cli_engine.h"
+#include "cli_interrupt.h"
+#include "cli_module.h"
+#include "cli_support.h"
+
+#include "kotoba/vm/json.h"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace kotoba::cli {
+
+namespace {
+
+using runtime::RunOutcome;
+using runtime::RunStatus;
+
+// `--signal NAME=JSON`
+CliResult<std::pair<std::string, Value>> parseSignalOption(const std::string &option) {
+  size_t equals = option.find('=');
+  if (equals == std::string::npos || equals == 0) {
+    return usageFailure("--signal " + option + ": expected NAME=JSON, such as approve=true");
+  }
+  std::string name = option.substr(0, equals);
+  CliResult<Value> payload = parseJsonArgument(option.substr(equals + 1), "--signal " + name);
+  if (!payload.ok()) {
+    return payload.failure();
+  }
+  return std::pair<std::string, Value>(std::move(name), std::move(payload).value());
+}
+
+CliResult<Value> parseInputs(const std::optional<std::string> &input) {
+  if (!input) {
+    return Value(Object());
+  }
+  CliResult<Value> inputs = parseJsonArgument(*input, "--input");
+  if (!inputs.ok()) {
+    return inputs.failure();
+  }
+  if (!inputs.value().isObject()) {
+    return usageFailure("--input: the inputs must be a JSON object, found " +
+                        describeValue(inputs.value()));
+  }
+  return inputs;
+}
+
+// Ctrl-C while a run is driven: the first asks the engine to stop (the run stays durable
+// and another process can carry on), the second gives up waiting for it.
+void stopOnInterrupt(InterruptWatcher &watcher, runtime::Engine &engine) {
+  watcher.onInterrupt([&engine](int count) {
+    if (count == 1) {
+      note("interrupted; stopping after the current step (Ctrl-C again to exit at once)");
+      engine.stop();
+      return;
+    }
+    std::_Exit(static_cast<int>(ExitCode::Interrupted));
+  });
+}
+
+// Prints how a run ended and returns the exit code for it.
+int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome) {
+  std::string status(runtime::runStatusName(outcome.status));
+  Object json;
+  json.set("run_id", outcome.runId);
+  json.set("status", status);
+  switch (outcome.status) {
+  case RunStatus::Completed:
+    if (global.json) {
+      json.set("outputs", outcome.outputs);
+      printJson(Value(std::move(json)));
+    } else {
+      printJson(outcome.outputs);
+    }
+    return static_cast<int>(ExitCode::Completed);
+  case RunStatus::Failed:
+  case RunStatus::Cancelled:
+  case RunStatus::TimedOut:
+  case RunStatus::Terminated: {
+    std::cerr << "kotoba-vm: run " << outcome.runId << " " << status << "\n";
+    if (outcome.error) {
+      for (const std::string &line : describeError(*outcome.error)) {
+        std::cerr << "  " << line << "\n";
+      }
+    }
+    if (global.json) {
+      json.set("error", outcome.error ? outcome.error->toValue() : Value(nullptr));
+      printJson(Value(std::move(json)));
+    }
+    return static_cast<int>(ExitCode::RunFailed);
+  }
+  case RunStatus::Blocked: {
+    WorkflowError error = outcome.error.value_or(
+        makeError("Blocked", "the engine gave no reason"));
+    Failure failure = engineFailure(error, ExitCode::StoreError);
+    failure.message = "run " + outcome.runId + " is BLOCKED: " + failure.message;
+    failure.notes.push_back("fix the cause, then `kotoba-vm resume " + outcome.runId + "`");
+    if (global.json) {
+      json.set("error", error.toValue());
+      printJson(Value(std::move(json)));
+    }
+    return report(failure);
+  }
+  case RunStatus::Running:
+  case RunStatus::Compensating:
+  case RunStatus::ContinuedAsNew:
+    // Only an interrupted drive returns before the run (or its chain) has ended.
+    note("run " + outcome.runId + " is still " + status + "; continue it with `kotoba-vm resume " +
+         outcome.runId + "` or a worker");
+    if (global.json) {
+      printJson(Value(std::move(json)));
+    }
+    return static_cast<int>(ExitCode::Interrupted);
+  }
+  return static_cast<int>(ExitCode::StoreError);
+}
+
+int driveToEnd(const GlobalOptions &global, runtime::Engine &engine, const std::string &runId) {
+  Result<RunOutcome> outcome = engine.runToCompletion(runId);
+  if (!outcome.ok()) {
+    return report(engineFailure(outcome.error(), ExitCode::StoreError));
+  }
+  return reportOutcome(global, outcome.value());
+}
+
+} // namespace
+
+int runCommand(const GlobalOptions &global, const RunOptions &options) {
+  // Everything that can be refused without the store is checked first, so that a mistake
+  // on the command line leaves no trace in it.
+  CliResult<Value> inputs = parseInputs(options.input);
+  if (!inputs.ok()) {
+    return report(inputs.failure());
+  }
+  std::vector<std::pair<std::string, Value>> signals;
+  for (const std::string &option : options.signals) {
+    CliResult<std::pair<std::string, Value>> signal = parseSignalOption(option);
+    if (!signal.ok()) {
+      return report(signal.failure());
+    }
+    signals.push_back(std::move(signal).value());
+  }
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
+      makeActivities(options.engine);
+  if (!bindingCheck.ok()) {
+    return report(bindingCheck.failure());
+  }
+  CliResult<LoadedWorkflowModule> loaded = loadWorkflowModule(options.file);
+  if (!loaded.ok()) {
+    return report(loaded.failure());
+  }
+  CliResult<const vm::Workflow *> workflow =
+      findWorkflow(loaded.value().module, options.workflowId);
+  if (!workflow.ok()) {
+    return report(workflow.failure());
+  }
+
+  InterruptWatcher watcher;
+  CliResult<std::unique_ptr<runtime::Store>> store = openStore(global);
+  if (!store.ok()) {
+    return report(store.failure());
+  }
+  CliResult<EngineSession> session = startEngine(std::move(store).value(), options.engine,
+                                                 loaded.value().baseDirectory);
+  if (!session.ok()) {
+    return report(session.failure());
+  }
+  runtime::Engine &engine = *session.value().engine;
+  stopOnInterrupt(watcher, engine);
+
+  Result<std::string> moduleHash = engine.addModule(loaded.value().module);
+  if (!moduleHash.ok()) {
+    return report(engineFailure(moduleHash.error(), ExitCode::StoreError));
+  }
+  runtime::StartRequest request;
+  request.moduleHash = moduleHash.value();
+  request.workflowId = workflow.value()->id;
+  request.inputs = std::move(inputs).value();
+  request.signals = std::move(signals);
+  Result<std::string> runId = engine.start(request);
+  if (!runId.ok()) {
+    Failure failure = engineFailure(runId.error(), ExitCode::Usage);
+    failure.message = "cannot start workflow '" + request.workflowId + "': " + failure.message;
+    return report(failure);
+  }
+
+  if (options.detach) {
+    if (global.json) {
+      Object json;
+      json.set("run_id", runId.value());
+      json.set("status", std::string(runtime::runStatusName(RunStatus::Running)));
+      printJson(Value(std::move(json)));
+    } else {
+      std::cout << runId.value() << "\n";
+    }
+    return static_cast<int>(ExitCode::Completed);
+  }
+  return driveToEnd(global, engine, runId.value());
+}
+
+int resumeCommand(const GlobalOptions &global, const ResumeOptions &options) {
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
+      makeActivities(options.engine);
+  if (!bindingCheck.ok()) {
+    return report(bindingCheck.failure());
+  }
+  InterruptWatcher watcher;
+  CliResult<std::unique_ptr<runtime::Store>> store = openExistingStore(global);
+  if (!store.ok()) {
+    return report(store.failure());
+  }
+  if (!store.value()) {
+    return report(usageFailure("no run has id '" + options.runId + "': there is no store at '" +
+                               global.dbPath + "'"));
+  }
+
+  // Only a BLOCKED run needs its status changed before it is driven again: the check and
+  // the change are one transaction, so a run another process finished meanwhile stays as
+  // it is.
+  std::optional<RunStatus> statusBefore;
+  runtime::StoreStatus reopened = store.value()->write([&](runtime::Transaction &tx) {
+    runtime::StoreResult<std::optional<runtime::RunRecord>> run = tx.run(options.runId);
+    if (!run.ok()) {
+      return runtime::StoreStatus(run.error());
+    }
+    statusBefore.reset();
+    if (!run.value()) {
+      return runtime::StoreStatus();
+    }
+    statusBefore = run.value()->status;
+    if (*statusBefore != RunStatus::Blocked) {
+      return runtime::StoreStatus();
+    }
+    runtime::RunUpdate update;
+    update.timeMs = wallClockMs();
+    update.status = RunStatus::Running;
+    update.error = Value(nullptr);
+    return tx.updateRun(options.runId, update);
+  });
+  if (!reopened.ok()) {
+    return report(storeFailure(reopened.error()));
+  }
+  if (!statusBefore) {
+    return report(usageFailure("no run has id '" + options.runId + "'"));
+  }
+  if (runtime::isFinalStatus(*statusBefore)) {
+    return report(usageFailure("run " + options.runId + " has already finished (" +
+                               std::string(runtime::runStatusName(*statusBefore)) +
+                               "); only a running or BLOCKED run can be resumed"));
+  }
+
+  std::string baseDirectory =
+      options.baseDirectory.empty() ? currentDirectory() : absoluteDirectory(options.baseDirectory);
+  CliResult<EngineSession> session =
+      startEngine(std::move(store).value(), options.engine, baseDirectory);
+  if (!session.ok()) {
+    return report(session.failure());
+  }
+  stopOnInterrupt(watcher, *session.value().engine);
+  return driveToEnd(global, *session.value().engine, options.runId);
+}
+
+int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
+      makeActivities(options.engine);
+  if (!bindingCheck.ok()) {
+    return report(bindingCheck.failure());
+  }
+  InterruptWatcher watcher;
+  CliResult<std::unique_ptr<runtime::Store>> store = openStore(global);
+  if (!store.ok()) {
+    return report(store.failure());
+  }
+  std::string baseDirectory =
+      options.baseDirectory.empty() ? currentDirectory() : absoluteDirectory(options.baseDirectory);
+  CliResult<EngineSession> session =
+      startEngine(std::move(store).value(), options.engine, baseDirectory);
+  if (!session.ok()) {
+    return report(session.failure());
+  }
+  runtime::Engine &engine = *session.value().engine;
+  watcher.onInterrupt([&engine](int count) {
+    if (count == 1) {
+      note("stopping the worker (Ctrl-C again to exit at once)");
+      engine.stop();
+      return;
+    }
+    std::_Exit(static_cast<int>(ExitCode::Interrupted));
+  });
+
+  Result<bool> stopped = options.untilIdle ? engine.runUntilIdle() : engine.runForever();
+  if (!stopped.ok()) {
+    return report(engineFailure(stopped.error(), ExitCode::StoreError));
+  }
+
+  // Say what is left, so that a worker that went idle is not mistaken for one that finished
+  // everything.
+  runtime::RunQuery query;
+  query.status = RunStatus::Running;
+  runtime::StoreResult<std::vector<runtime::RunRecord>> waiting =
+      session.value().store->query(
+          [&](const runtime::StoreReader &reader) { return reader.runs(query); });
+  query.status = RunStatus::Blocked;
+  runtime::StoreResult<std::vector<runtime::RunRecord>> blocked =
+      session.value().store->query(
+          [&](const runtime::StoreReader &reader) { return reader.runs(query); });
+  if (!waiting.ok() || !blocked.ok()) {
+    return report(storeFailure(!waiting.ok() ? waiting.error() : blocked.error()));
+  }
+  if (!waiting.value().empty()) {
+    note(std::to_string(waiting.value().size()) +
+         " run(s) still running, waiting for a signal or an event");
+  }
+  if (!blocked.value().empty()) {
+    note(std::to_string(blocked.value().size()) +
+         " run(s) BLOCKED; `kotoba-vm list --status BLOCKED` shows them");
+  }
+  if (global.json) {
+    Object json;
+    json.set("stopped", watcher.interrupted() ? "interrupted" : "idle");
+    json.set("running", static_cast<int64_t>(waiting.value().size()));
+    json.set("blocked", static_cast<int64_t>(blocked.value().size()));
+    printJson(Value(std::move(json)));
+  }
+  return static_cast<int>(ExitCode::Completed);
+}
+
+} // namespace kotoba::cli

@@ -1,0 +1,82 @@
+// Building the engine a kotoba-vm command works with.
+#include "cli_engine.h"
+
+#include "kotoba/runtime/activity_binding.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <unistd.h>
+
+namespace kotoba::cli {
+
+namespace {
+
+// Unique per process, and readable in `show` when a lease is held: host, pid and start time
+// (a pid alone is reused).
+std::string ownerName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) {
+    host[0] = '\0';
+  }
+  auto startedMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return fmt::format("kotoba-vm/{}/{}/{}", host, ::getpid(), startedMs);
+}
+
+} // namespace
+
+EngineSession::~EngineSession() {
+  engine.reset();
+  clock.reset();
+  activities.reset();
+  store.reset();
+}
+
+CliResult<std::unique_ptr<runtime::ActivityRegistry>> makeActivities(const EngineSetup &setup) {
+  auto activities = std::make_unique<runtime::ActivityRegistry>();
+  activities->bindBuiltins();
+  std::string here = currentDirectory();
+  for (const std::string &option : setup.bindings) {
+    Result<runtime::ActivityBinding> binding = runtime::parseBinding(option);
+    if (!binding.ok()) {
+      return usageFailure(binding.error().message);
+    }
+    std::optional<WorkflowError> problem = activities->bindImplementation(
+        binding.value().name, binding.value().implementation, here);
+    if (problem) {
+      return usageFailure("--bind " + option + ": " + problem->message);
+    }
+  }
+  return activities;
+}
+
+CliResult<EngineSession> startEngine(std::unique_ptr<runtime::Store> store,
+                                     const EngineSetup &setup,
+                                     const std::string &baseDirectory) {
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> activities = makeActivities(setup);
+  if (!activities.ok()) {
+    return activities.failure();
+  }
+  EngineSession session;
+  session.store = std::move(store);
+  session.activities = std::move(activities).value();
+  if (setup.clock == "virtual") {
+    session.clock = std::make_unique<runtime::VirtualClock>();
+  } else {
+    session.clock = std::make_unique<runtime::RealClock>();
+  }
+  runtime::EngineOptions options;
+  options.owner = ownerName();
+  options.baseDirectory = baseDirectory;
+  session.engine = std::make_unique<runtime::Engine>(*session.store, *session.activities,
+                                                     *session.clock, options);
+  return session;
+}
+
+CliResult<EngineSession> startControlEngine(std::unique_ptr<runtime::Store> store) {
+  return startEngine(std::move(store), EngineSetup{}, currentDirectory());
+}
+
+} // namespace kotoba::cli
