@@ -142,12 +142,12 @@ Value Redactor::redactValueLocked(const Value &value) const {
   return value;
 }
 
-std::string Redactor::redact(std::string_view text) const {
+std::string Redactor::redactText(std::string_view text) const {
   std::lock_guard lock(mutex_);
   return redactLocked(text);
 }
 
-Value Redactor::redact(const Value &value) const {
+Value Redactor::redactValue(const Value &value) const {
   std::lock_guard lock(mutex_);
   if (secrets_.empty()) {
     return value;
@@ -155,7 +155,7 @@ Value Redactor::redact(const Value &value) const {
   return redactValueLocked(value);
 }
 
-WorkflowError Redactor::redact(WorkflowError error) const {
+WorkflowError Redactor::redactError(WorkflowError error) const {
   std::lock_guard lock(mutex_);
   if (secrets_.empty()) {
     return error;
@@ -182,10 +182,10 @@ std::string idempotencyKey(const AttemptIdentity &identity) {
 
 ActivityLogSink stderrLogSink() {
   return [](const ActivityLogRecord &record) {
-    std::string line = fmt::format("kotoba: {}: run={} step={} attempt={} activity={}: {}\n",
-                                   logLevelName(record.level), record.attempt.runId,
-                                   record.attempt.stepId, record.attempt.attempt,
-                                   record.attempt.activityName, record.message);
+    std::string line =
+        fmt::format("kotoba: {}: run={} step={} attempt={} activity={}: {}\n",
+                    logLevelName(record.level), record.attempt.runId, record.attempt.stepId,
+                    record.attempt.attempt, record.attempt.activityName, record.message);
     // One fwrite per line, so lines of concurrent attempts do not interleave.
     std::fwrite(line.data(), 1, line.size(), stderr);
   };
@@ -205,13 +205,13 @@ ActivityContext::ActivityContext(AttemptIdentity identity,
 
 void ActivityContext::heartbeat(Value details) {
   if (heartbeatSink_) {
-    heartbeatSink_(HeartbeatRecord{identity_, redactor_.redact(details)});
+    heartbeatSink_(HeartbeatRecord{identity_, redactor_.redactValue(details)});
   }
 }
 
 void ActivityContext::log(LogLevel level, std::string_view message) {
   if (logSink_) {
-    std::string redacted = redactor_.redact(message);
+    std::string redacted = redactor_.redactText(message);
     logSink_(ActivityLogRecord{identity_, level, redacted});
   }
 }
@@ -226,11 +226,11 @@ WorkflowError stoppedError(const AttemptIdentity &attempt, StopReason reason,
       details.set("timeout_ms", *timeoutMs);
       limit = fmt::format(" within its timeout of {}", formatDurationMs(*timeoutMs));
     }
-    WorkflowError error = makeError(
-        activity_errors::ActivityTimeout,
-        fmt::format("attempt {} of activity '{}' (step '{}') did not finish{}", attempt.attempt,
-                    attempt.activityName, attempt.stepId, limit),
-        Value(std::move(details)));
+    WorkflowError error =
+        makeError(activity_errors::ActivityTimeout,
+                  fmt::format("attempt {} of activity '{}' (step '{}') did not finish{}",
+                              attempt.attempt, attempt.activityName, attempt.stepId, limit),
+                  Value(std::move(details)));
     error.retryable = true;
     return error;
   }
@@ -243,7 +243,64 @@ WorkflowError stoppedError(const AttemptIdentity &attempt, StopReason reason,
 
 // ---- runActivity -------------------------------------------------------------------------
 
+namespace {
+
+struct InvalidText {
+  std::string where; // a path into the result: $, $.key, $[2]
+  size_t offset;
+};
+
+// The first string or key in `value` that is not valid UTF-8. toJson would quietly write
+// U+FFFD for such bytes, so the check walks the value itself.
+std::optional<InvalidText> findInvalidText(const Value &value, const std::string &where) {
+  switch (value.kind()) {
+  case ValueKind::Null:
+  case ValueKind::Bool:
+  case ValueKind::Int:
+  case ValueKind::Double:
+    return std::nullopt;
+  case ValueKind::String:
+    if (std::optional<size_t> offset = findInvalidUtf8(value.asString())) {
+      return InvalidText{where, *offset};
+    }
+    return std::nullopt;
+  case ValueKind::Array: {
+    const Array &elements = value.asArray();
+    for (size_t i = 0; i < elements.size(); ++i) {
+      if (auto found = findInvalidText(elements[i], fmt::format("{}[{}]", where, i))) {
+        return found;
+      }
+    }
+    return std::nullopt;
+  }
+  case ValueKind::Object:
+    for (const ObjectEntry &entry : value.asObject()) {
+      if (std::optional<size_t> offset = findInvalidUtf8(entry.key)) {
+        return InvalidText{fmt::format("a key of {}", where), *offset};
+      }
+      std::string member;
+      appendJsonString(member, entry.key);
+      if (auto found = findInvalidText(entry.value, fmt::format("{}[{}]", where, member))) {
+        return found;
+      }
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
 std::optional<WorkflowError> checkResultPayload(const Value &result, size_t limitBytes) {
+  if (std::optional<InvalidText> invalid = findInvalidText(result, "$")) {
+    Object details;
+    details.set("path", invalid->where);
+    details.set("offset", static_cast<int64_t>(invalid->offset));
+    return makeError(error_types::InvalidPayload,
+                     fmt::format("the result is not valid UTF-8: {} has a bad byte at offset {}",
+                                 invalid->where, invalid->offset),
+                     Value(std::move(details)));
+  }
   std::string json = toJson(result);
   if (json.size() > limitBytes) {
     Object details;
@@ -255,14 +312,6 @@ std::optional<WorkflowError> checkResultPayload(const Value &result, size_t limi
                                  json.size(), limitBytes),
                      Value(std::move(details)));
   }
-  if (std::optional<size_t> offset = findInvalidUtf8(json)) {
-    Object details;
-    details.set("offset", static_cast<int64_t>(*offset));
-    return makeError(error_types::InvalidPayload,
-                     fmt::format("the result is not valid UTF-8 (byte {} of its JSON form)",
-                                 *offset),
-                     Value(std::move(details)));
-  }
   return std::nullopt;
 }
 
@@ -271,10 +320,10 @@ Result<Value> runActivity(Activity &activity, const Value &input, ActivityContex
   try {
     result.emplace(activity.run(input, context));
   } catch (const std::exception &exception) {
-    WorkflowError error = makeError(
-        activity_errors::ActivityException,
-        fmt::format("{} activity '{}' threw an exception: {}", activity.type(),
-                    context.activityName(), exception.what()));
+    WorkflowError error =
+        makeError(activity_errors::ActivityException,
+                  fmt::format("{} activity '{}' threw an exception: {}", activity.type(),
+                              context.activityName(), exception.what()));
     error.retryable = true;
     result.emplace(std::move(error));
   } catch (...) {
@@ -286,11 +335,11 @@ Result<Value> runActivity(Activity &activity, const Value &input, ActivityContex
     result.emplace(std::move(error));
   }
   if (!result->ok()) {
-    return context.redactor().redact(std::move(*result).error());
+    return context.redactor().redactError(std::move(*result).error());
   }
   if (std::optional<WorkflowError> problem =
           checkResultPayload(result->value(), context.payloadLimitBytes())) {
-    return context.redactor().redact(std::move(*problem));
+    return context.redactor().redactError(std::move(*problem));
   }
   return std::move(*result).value();
 }

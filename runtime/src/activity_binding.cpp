@@ -42,8 +42,7 @@ Result<std::vector<std::string>> splitCommandLine(std::string_view text) {
     if (c == '\'') {
       size_t close = text.find('\'', pos + 1);
       if (close == std::string_view::npos) {
-        return makeError(kInvalidBinding,
-                         fmt::format("unterminated ' quote at offset {}", pos));
+        return makeError(kInvalidBinding, fmt::format("unterminated ' quote at offset {}", pos));
       }
       word.append(text.substr(pos + 1, close - pos - 1));
       pos = close + 1;
@@ -60,8 +59,7 @@ Result<std::vector<std::string>> splitCommandLine(std::string_view text) {
         word.push_back(text[pos++]);
       }
       if (pos >= text.size()) {
-        return makeError(kInvalidBinding,
-                         fmt::format("unterminated \" quote at offset {}", start));
+        return makeError(kInvalidBinding, fmt::format("unterminated \" quote at offset {}", start));
       }
       ++pos; // closing quote
       continue;

@@ -87,8 +87,8 @@ std::optional<WorkflowError> ActivityRegistry::bind(std::string name,
   }
   std::lock_guard lock(mutex_);
   if (hostBindings_.contains(name)) {
-    return invalidImplementation(fmt::format(
-        "activity '{}' is bound twice; give each activity one binding", name));
+    return invalidImplementation(
+        fmt::format("activity '{}' is bound twice; give each activity one binding", name));
   }
   hostBindings_.emplace(std::move(name), std::move(activity));
   return std::nullopt;
@@ -114,14 +114,13 @@ std::optional<WorkflowError> ActivityRegistry::bindImplementation(std::string na
 void ActivityRegistry::bindBuiltins() {
   std::lock_guard lock(mutex_);
   for (auto &[name, function] : builtinFunctions()) {
-    builtinBindings_.insert_or_assign(name,
-                                      std::make_shared<FunctionActivity>(name, function));
+    builtinBindings_.insert_or_assign(name, std::make_shared<FunctionActivity>(name, function));
   }
 }
 
-Result<std::shared_ptr<Activity>>
-ActivityRegistry::create(std::string_view activityName, const Value &implementation,
-                         std::string_view baseDirectory) const {
+Result<std::shared_ptr<Activity>> ActivityRegistry::create(std::string_view activityName,
+                                                           const Value &implementation,
+                                                           std::string_view baseDirectory) const {
   std::lock_guard lock(mutex_);
   return createLocked(activityName, implementation, baseDirectory);
 }
@@ -129,8 +128,7 @@ ActivityRegistry::create(std::string_view activityName, const Value &implementat
 Result<std::shared_ptr<Activity>>
 ActivityRegistry::createLocked(std::string_view activityName, const Value &implementation,
                                std::string_view baseDirectory) const {
-  const Value *type = implementation.isObject() ? implementation.asObject().find("type")
-                                                : nullptr;
+  const Value *type = implementation.isObject() ? implementation.asObject().find("type") : nullptr;
   if (type == nullptr || !type->isString()) {
     return invalidImplementation(
         fmt::format("activity '{}': an implementation must be an object with a string "

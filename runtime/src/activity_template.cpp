@@ -108,7 +108,9 @@ public:
         ++pos_;
         return expression;
       }
-      return fmt::format("expected '?" "?' or '}}' at '{}'", excerpt());
+      return fmt::format("expected '?"
+                         "?' or '}}' at '{}'",
+                         excerpt());
     }
   }
 
@@ -347,9 +349,9 @@ struct TemplateValue::Node {
   // Constant: the value (with `$${` already turned into `${`); otherwise the source.
   Value value;
   std::string field;
-  std::vector<Piece> pieces;       // Text
-  std::vector<Node> children;      // Array elements, Object values
-  std::vector<std::string> keys;   // Object
+  std::vector<Piece> pieces;     // Text
+  std::vector<Node> children;    // Array elements, Object values
+  std::vector<std::string> keys; // Object
 };
 
 namespace {
@@ -543,8 +545,7 @@ Result<Value> evaluateExpression(const Expression &expression, const TemplateSco
   return Value(nullptr);
 }
 
-Result<Value> evaluateNode(const Node &node, const TemplateScope &scope,
-                           const std::string &where) {
+Result<Value> evaluateNode(const Node &node, const TemplateScope &scope, const std::string &where) {
   switch (node.kind) {
   case Node::Kind::Constant:
     return node.value;

@@ -32,8 +32,7 @@ WaitResult Clock::waitUntil(std::optional<int64_t> deadlineMs) {
     if (deadlineMs && now >= *deadlineMs) {
       return WaitResult::Reached;
     }
-    int64_t remaining =
-        deadlineMs ? *deadlineMs - now : std::numeric_limits<int64_t>::max();
+    int64_t remaining = deadlineMs ? *deadlineMs - now : std::numeric_limits<int64_t>::max();
     std::optional<std::chrono::milliseconds> slice = maxWaitSlice(remaining);
     if (slice) {
       changed_.wait_for(lock, *slice);

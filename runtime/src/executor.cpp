@@ -242,8 +242,8 @@ std::optional<AttemptOutcome> Executor::finishLocked(const std::shared_ptr<Attem
   outcome.startedAtMs = attempt->startedAtMs;
   outcome.finishedAtMs = clock_.nowMs();
   if (attempt->startedAtMs) {
-    outcome.runMs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        SteadyClock::now() - attempt->startedSteady)
+    outcome.runMs = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() -
+                                                                          attempt->startedSteady)
                         .count();
   }
   outcome.lastHeartbeat = attempt->lastHeartbeat;
@@ -362,8 +362,8 @@ const char *retryVerdictName(RetryVerdict verdict) {
 
 RetryDecision decideRetry(const RetryPolicy &policy, int64_t failedAttempt,
                           const WorkflowError &error, int64_t failedAtMs,
-                          std::optional<int64_t> scheduleToCloseDeadlineMs,
-                          std::string_view runId, std::string_view stepId) {
+                          std::optional<int64_t> scheduleToCloseDeadlineMs, std::string_view runId,
+                          std::string_view stepId) {
   RetryDecision decision;
   // A cancelled attempt is never retried, whatever its error claims.
   bool retryable = error.retryable && error.type != activity_errors::ActivityCancelled;
@@ -395,16 +395,16 @@ RetryDecision decideRetry(const RetryPolicy &policy, int64_t failedAttempt,
 }
 
 RetryDecision decideRetry(const vm::ActivityCallDescriptor &descriptor, int64_t failedAttempt,
-                          const WorkflowError &error, int64_t failedAtMs,
-                          int64_t scheduledAtMs, std::string_view runId) {
+                          const WorkflowError &error, int64_t failedAtMs, int64_t scheduledAtMs,
+                          std::string_view runId) {
   Result<RetryPolicy> policy = retryPolicyFromValue(descriptor.retry);
   assert(policy.ok() && "the verifier accepts only descriptors with a valid retry policy");
   std::optional<int64_t> deadline;
   if (descriptor.scheduleToCloseMs) {
     deadline = scheduledAtMs + *descriptor.scheduleToCloseMs;
   }
-  return decideRetry(policy.ok() ? policy.value() : RetryPolicy(), failedAttempt, error,
-                     failedAtMs, deadline, runId, descriptor.step);
+  return decideRetry(policy.ok() ? policy.value() : RetryPolicy(), failedAttempt, error, failedAtMs,
+                     deadline, runId, descriptor.step);
 }
 
 std::optional<int64_t> attemptTimeoutMs(const vm::ActivityCallDescriptor &descriptor,

@@ -161,8 +161,7 @@ Result<std::shared_ptr<Activity>> makeFunctionActivity(const ImplementationReque
                                  "{}); register it with ActivityRegistry::registerFunction",
                                  request.activityName, name->asString(), list));
   }
-  return std::shared_ptr<Activity>(
-      std::make_shared<FunctionActivity>(name->asString(), *function));
+  return std::shared_ptr<Activity>(std::make_shared<FunctionActivity>(name->asString(), *function));
 }
 
 } // namespace kotoba::runtime

@@ -248,8 +248,7 @@ bool isTransientSpawnError(int error) {
 }
 
 // The environment block: the engine's (optionally), then the spec's, then the attempt's.
-std::vector<std::string> buildEnvironment(const ProcessSpec &spec,
-                                          const ActivityContext &context) {
+std::vector<std::string> buildEnvironment(const ProcessSpec &spec, const ActivityContext &context) {
   std::map<std::string, std::string> variables;
   if (spec.inheritEnvironment) {
     for (char **entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
@@ -258,8 +257,7 @@ std::vector<std::string> buildEnvironment(const ProcessSpec &spec,
       if (equals == std::string_view::npos || equals == 0) {
         continue;
       }
-      variables.emplace(std::string(text.substr(0, equals)),
-                        std::string(text.substr(equals + 1)));
+      variables.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
     }
   }
   for (const auto &[name, value] : spec.env) {
@@ -328,11 +326,11 @@ public:
   ChildSession(pid_t pid, Fd stdinFd, Fd stdoutFd, Fd stderrFd, std::string_view stdinText,
                ActivityContext &context, const ProcessOptions &options)
       : pid_(pid), stdin_(std::move(stdinFd)), stdout_(std::move(stdoutFd)),
-        stderr_(std::move(stderrFd)), stdinText_(stdinText), context_(context),
-        options_(options), limit_(context.payloadLimitBytes()) {}
+        stderr_(std::move(stderrFd)), stdinText_(stdinText), context_(context), options_(options),
+        limit_(context.payloadLimitBytes()) {}
 
   struct Outcome {
-    int status = 0;            // from waitpid, when reaped
+    int status = 0; // from waitpid, when reaped
     bool reaped = false;
     bool stopRequested = false; // the attempt was asked to stop
     bool outputTooLarge = false;
@@ -391,8 +389,7 @@ public:
         tighten(millisecondsUntil(*killAt));
       }
       if (exitedAt) {
-        tighten(millisecondsUntil(*exitedAt +
-                                  std::chrono::milliseconds(options_.orphanDrainMs)));
+        tighten(millisecondsUntil(*exitedAt + std::chrono::milliseconds(options_.orphanDrainMs)));
       }
       int ready = ::poll(fds.data(), count, timeout);
       if (ready < 0 && errno != EINTR) {
@@ -441,8 +438,8 @@ public:
       if (exited && pipesClosed) {
         break;
       }
-      if (exitedAt && SteadyClock::now() >= *exitedAt +
-                                                 std::chrono::milliseconds(options_.orphanDrainMs)) {
+      if (exitedAt &&
+          SteadyClock::now() >= *exitedAt + std::chrono::milliseconds(options_.orphanDrainMs)) {
         // The program is gone but something it started still holds stdout or stderr.
         ::kill(-pid_, SIGKILL);
         break;
@@ -621,8 +618,8 @@ Result<Value> runProcess(const ProcessSpec &spec, std::string_view stdinText,
   posix_spawnattr_setsigdefault(&attributes, &allSignals);
 
   pid_t pid = -1;
-  int spawned = ::posix_spawnp(&pid, spec.command.c_str(), &actions, &attributes, argv.data(),
-                               envp.data());
+  int spawned =
+      ::posix_spawnp(&pid, spec.command.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (spawned != 0) {
@@ -673,11 +670,11 @@ Result<Value> runProcess(const ProcessSpec &spec, std::string_view stdinText,
   std::string tail = lastLines(stderrText, options.stderrDetailLines);
   details.set("stderr", tail);
   std::string lastLine = lastLines(tail, 1);
-  WorkflowError error = makeError(
-      activity_errors::ProcessFailed,
-      lastLine.empty() ? fmt::format("'{}' {}", spec.command, how)
-                       : fmt::format("'{}' {}: {}", spec.command, how, lastLine),
-      Value(std::move(details)));
+  WorkflowError error =
+      makeError(activity_errors::ProcessFailed,
+                lastLine.empty() ? fmt::format("'{}' {}", spec.command, how)
+                                 : fmt::format("'{}' {}: {}", spec.command, how, lastLine),
+                Value(std::move(details)));
   error.retryable = true;
   return error;
 }
@@ -730,8 +727,7 @@ ProcessActivity::ProcessActivity(std::string activityName, TemplateValue impleme
       baseDirectory_(std::move(baseDirectory)), environment_(std::move(environment)),
       options_(options) {}
 
-Result<ProcessSpec> ProcessActivity::resolve(const Value &input,
-                                             ActivityContext &context) const {
+Result<ProcessSpec> ProcessActivity::resolve(const Value &input, ActivityContext &context) const {
   Result<Value> evaluated =
       implementation_.evaluate(TemplateScope{input, environment_, context.redactor()});
   if (!evaluated.ok()) {
@@ -826,19 +822,19 @@ ActivityFactory processActivityFactory(ProcessOptions options) {
         for (const ObjectEntry &variable : value.asObject()) {
           if (variable.key.empty() || variable.key.find('=') != std::string::npos ||
               variable.key.find('\0') != std::string::npos) {
-            return invalidProcess(name, fmt::format("'env' has an invalid variable name '{}'",
-                                                    variable.key));
+            return invalidProcess(
+                name, fmt::format("'env' has an invalid variable name '{}'", variable.key));
           }
         }
       } else if (key == "cwd") {
         if (!value.isString()) {
-          return invalidProcess(name, fmt::format("'cwd' must be a string, found {}",
-                                                  describeValue(value)));
+          return invalidProcess(
+              name, fmt::format("'cwd' must be a string, found {}", describeValue(value)));
         }
       } else if (key == "inherit_env") {
         if (!value.isBool()) {
-          return invalidProcess(name, fmt::format("'inherit_env' must be a boolean, found {}",
-                                                  describeValue(value)));
+          return invalidProcess(
+              name, fmt::format("'inherit_env' must be a boolean, found {}", describeValue(value)));
         }
       } else {
         return invalidProcess(name, fmt::format("unknown field '{}' in a process "
@@ -857,8 +853,7 @@ ActivityFactory processActivityFactory(ProcessOptions options) {
       return std::move(compiled).error();
     }
     return std::shared_ptr<Activity>(std::make_shared<ProcessActivity>(
-        name, std::move(compiled).value(), request.baseDirectory, request.environment,
-        options));
+        name, std::move(compiled).value(), request.baseDirectory, request.environment, options));
   };
 }
 

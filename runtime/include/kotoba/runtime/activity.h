@@ -107,11 +107,11 @@ public:
   void addSecret(std::string_view name, std::string_view value);
   [[nodiscard]] bool empty() const;
 
-  [[nodiscard]] std::string redact(std::string_view text) const;
+  [[nodiscard]] std::string redactText(std::string_view text) const;
   // Every string in the value, object keys included.
-  [[nodiscard]] Value redact(const Value &value) const;
+  [[nodiscard]] Value redactValue(const Value &value) const;
   // Message, details and extensions.
-  [[nodiscard]] WorkflowError redact(WorkflowError error) const;
+  [[nodiscard]] WorkflowError redactError(WorkflowError error) const;
 
 private:
   [[nodiscard]] std::string redactLocked(std::string_view text) const;

@@ -105,16 +105,15 @@ public:
                                                           ActivityFunction function);
   // Binds `name` to an implementation object, as a declaration would (`--bind` uses this).
   [[nodiscard]] std::optional<WorkflowError>
-  bindImplementation(std::string name, const Value &implementation,
-                     std::string baseDirectory = "");
+  bindImplementation(std::string name, const Value &implementation, std::string baseDirectory = "");
   // Binds echo, fail, sleep and log as activity names, below declarations and host
   // bindings.
   void bindBuiltins();
 
   // Builds an activity from an implementation object (for bindings and declarations).
-  [[nodiscard]] Result<std::shared_ptr<Activity>>
-  create(std::string_view activityName, const Value &implementation,
-         std::string_view baseDirectory = "") const;
+  [[nodiscard]] Result<std::shared_ptr<Activity>> create(std::string_view activityName,
+                                                         const Value &implementation,
+                                                         std::string_view baseDirectory = "") const;
 
   // The host binding (or built-in) of `name`, or null.
   [[nodiscard]] std::shared_ptr<Activity> findBound(std::string_view name) const;

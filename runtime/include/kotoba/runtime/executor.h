@@ -133,8 +133,8 @@ private:
   void execute(const std::shared_ptr<Attempt> &attempt);
   // Takes the attempt out of flight and builds its outcome, or returns nullopt if it was
   // already reported. Called with mutex_ held.
-  [[nodiscard]] std::optional<AttemptOutcome>
-  finishLocked(const std::shared_ptr<Attempt> &attempt, std::optional<Result<Value>> result);
+  [[nodiscard]] std::optional<AttemptOutcome> finishLocked(const std::shared_ptr<Attempt> &attempt,
+                                                           std::optional<Result<Value>> result);
   void requestStopLocked(const std::shared_ptr<Attempt> &attempt, StopReason reason);
 
   Clock &clock_;
@@ -152,10 +152,10 @@ private:
 // ---- Retry decisions ---------------------------------------------------------------------
 
 enum class RetryVerdict : uint8_t {
-  RetryAt,             // run attempt `nextAttempt` at `retryAtMs`
-  NotRetryable,        // the error says it is not retryable (or it was a cancel)
-  NonRetryableType,    // the policy's non_retryable_errors lists the error's type
-  AttemptsExhausted,   // maximum_attempts reached
+  RetryAt,                 // run attempt `nextAttempt` at `retryAtMs`
+  NotRetryable,            // the error says it is not retryable (or it was a cancel)
+  NonRetryableType,        // the policy's non_retryable_errors lists the error's type
+  AttemptsExhausted,       // maximum_attempts reached
   ScheduleToCloseDeadline, // the next attempt would start at or after the deadline
 };
 [[nodiscard]] const char *retryVerdictName(RetryVerdict verdict);
@@ -189,8 +189,7 @@ struct RetryDecision {
 // The timeout of an attempt starting at `nowMs`: the descriptor's timeout, capped by what
 // is left of the schedule-to-close deadline; nullopt when that deadline has passed (the
 // attempt must not start: the step has timed out).
-[[nodiscard]] std::optional<int64_t>
-attemptTimeoutMs(const vm::ActivityCallDescriptor &descriptor, int64_t scheduledAtMs,
-                 int64_t nowMs);
+[[nodiscard]] std::optional<int64_t> attemptTimeoutMs(const vm::ActivityCallDescriptor &descriptor,
+                                                      int64_t scheduledAtMs, int64_t nowMs);
 
 } // namespace kotoba::runtime

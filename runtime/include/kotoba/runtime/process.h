@@ -75,9 +75,8 @@ struct ProcessSpec {
 class ProcessActivity final : public Activity {
 public:
   // `implementation` is the compiled implementation object, already checked by the factory.
-  ProcessActivity(std::string activityName, TemplateValue implementation,
-                  std::string baseDirectory, EnvironmentLookup environment,
-                  ProcessOptions options);
+  ProcessActivity(std::string activityName, TemplateValue implementation, std::string baseDirectory,
+                  EnvironmentLookup environment, ProcessOptions options);
 
   [[nodiscard]] Result<Value> run(const Value &input, ActivityContext &context) override;
   [[nodiscard]] std::string_view type() const override { return "process"; }
