@@ -362,4 +362,14 @@ std::vector<Command> Machine::pendingCommands() const {
   return commands;
 }
 
+std::vector<std::pair<std::string, Value>> Machine::bufferedSignals() const {
+  std::vector<std::pair<std::string, Value>> signals;
+  for (const auto &[name, queue] : state_->signalBuffer) {
+    for (const Value &payload : queue) {
+      signals.emplace_back(name, payload);
+    }
+  }
+  return signals;
+}
+
 } // namespace kotoba::vm

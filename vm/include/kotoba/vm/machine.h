@@ -127,6 +127,9 @@ public:
   [[nodiscard]] Value results() const;
   // Commands issued and not yet answered, oldest first (for inspection).
   [[nodiscard]] std::vector<Command> pendingCommands() const;
+  // Signals that arrived and no wait has consumed yet, per name in arrival order: what
+  // continue-as-new hands to the next run.
+  [[nodiscard]] std::vector<std::pair<std::string, Value>> bufferedSignals() const;
 
   // The whole state as a Value (fibers, registers, frames, sagas, buffers, counters); a
   // machine restored from it continues exactly as this one would.

@@ -1,0 +1,111 @@
+// The engine's internal state, shared by the engine_*.cpp files: the runs it has loaded
+// (each a machine plus what the engine knows about the machine's commands), the modules and
+// activities it resolved, and the queue of activity outcomes the executor hands back.
+#pragma once
+
+#include "kotoba/runtime/engine.h"
+#include "kotoba/vm/descriptors.h"
+
+#include <atomic>
+#include <deque>
+#include <set>
+
+namespace kotoba::runtime {
+
+// What the engine remembers about one command of a loaded run.
+struct CommandInfo {
+  vm::CommandKind kind = vm::CommandKind::ScheduleActivity;
+  std::string step;
+  std::string name;
+  Value descriptor;
+  int64_t issuedMs = 0;
+  std::string childRunId; // StartChild
+};
+
+struct LoadedRun {
+  RunRecord record;
+  std::shared_ptr<const vm::Module> module;
+  uint32_t workflowIndex = 0;
+  std::unique_ptr<vm::Machine> machine;
+  std::map<vm::CommandId, CommandInfo> commands;
+  int64_t leaseExpiryMs = 0;
+};
+
+// One store transaction being assembled: a run's new events and the other writes that must
+// commit with them, plus what to do once they have.
+struct PendingWrite {
+  std::vector<NewEvent> events;
+  std::vector<std::function<StoreStatus(Transaction &)>> writes;
+  std::vector<std::function<void()>> afterCommit;
+  std::optional<RunUpdate> update;
+};
+
+struct Engine::Impl {
+  Impl(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options);
+
+  // ---- engine_replay.cpp ----
+  // The loaded run, loading (replaying) it when needed. nullptr with `error` unset means the
+  // run has ended or another engine holds it.
+  LoadedRun *load(const std::string &runId, std::optional<WorkflowError> &error);
+  Result<std::shared_ptr<const vm::Module>> moduleByHash(const std::string &hash);
+  void evict(const std::string &runId) { runs.erase(runId); }
+
+  // ---- engine_commands.cpp ----
+  // Feeds one input to the machine and records it (its event first) with the commands the
+  // machine answers, in one transaction. `input` empty: only record the event.
+  [[nodiscard]] StoreStatus deliver(LoadedRun &run, NewEvent event, std::optional<vm::Input> input,
+                                    PendingWrite write = {});
+  // Turns commands into events and writes (appended to `write`), answering host predicates
+  // and payload-limit failures at once.
+  void translate(LoadedRun &run, std::vector<vm::Command> commands, PendingWrite &write);
+  [[nodiscard]] StoreStatus commit(LoadedRun &run, PendingWrite write);
+  [[nodiscard]] Result<std::string> createRun(Transaction &tx, const std::string &runId,
+                                              const std::string &chainId,
+                                              const std::string &moduleHash,
+                                              const vm::Module &module, uint32_t workflowIndex,
+                                              const Value &inputs,
+                                              std::optional<std::string> parentRunId,
+                                              std::optional<int64_t> parentCommandId,
+                                              int64_t nowMs);
+
+  // ---- engine_loop.cpp ----
+  Result<bool> step();
+  Result<bool> drainOutcomes();
+  Result<bool> drainInboxes();
+  Result<bool> fireTimers();
+  Result<bool> startTasks();
+  Result<bool> matchEvents();
+  Result<bool> adoptRuns();
+  void handleOutcome(AttemptOutcome outcome);
+  // Waits for something to become ready; false when nothing ever will (idle for good).
+  bool waitForWork(bool stopWhenOnlyExternal);
+
+  [[nodiscard]] int64_t now() const { return clock.nowMs(); }
+
+  Store &store;
+  ActivityRegistry &activities;
+  Clock &clock;
+  EngineOptions options;
+  Executor executor;
+  std::map<std::string, std::shared_ptr<const vm::Module>> modules;
+  std::map<std::string, ModuleActivities> moduleActivities;
+  std::map<std::string, PredicateFunction> predicates;
+  std::map<std::string, std::unique_ptr<LoadedRun>> runs;
+  std::mutex outcomesMutex;
+  std::deque<AttemptOutcome> outcomes;
+  std::atomic<bool> stopping{false};
+  int64_t lastPublishedCheck = -1;
+  // Runs whose history grew behind their machine's back (a child reported to its parent):
+  // loaded again, from the history, on the next step.
+  std::set<std::string> dirty;
+};
+
+// ---- engine.cpp helpers ----
+[[nodiscard]] RunStatus storeStatus(vm::RunStatus status);
+[[nodiscard]] WorkflowError storeError(const StoreError &error);
+[[nodiscard]] Object payload(std::initializer_list<std::pair<const char *, Value>> fields);
+[[nodiscard]] std::string locationText(const vm::Module &module, const vm::SourceLocation &at);
+// A run id: random, so ids from different processes never collide.
+[[nodiscard]] std::string newRunId();
+
+} // namespace kotoba::runtime

@@ -1,0 +1,548 @@
+// The engine's loop: each step takes whatever is ready (activity outcomes, inbox messages,
+// due timers, tasks to start, published events for waiting runs, runs nobody owns) and turns
+// it into recorded inputs. Between steps the engine waits on the clock, which a virtual
+// clock answers by jumping to the next due time.
+#include "engine_internal.h"
+
+#include "kotoba/vm/json.h"
+
+#include <fmt/format.h>
+
+namespace kotoba::runtime {
+
+namespace {
+
+// How often a real-clock engine looks for work other processes left in the store.
+constexpr int64_t kPollIntervalMs = 50;
+constexpr size_t kBatchLimit = 256;
+
+} // namespace
+
+Result<bool> Engine::Impl::step() {
+  bool progressed = false;
+  std::vector<std::string> reload(dirty.begin(), dirty.end());
+  dirty.clear();
+  for (const std::string &runId : reload) {
+    std::optional<WorkflowError> error;
+    if (load(runId, error) == nullptr && error && error->type == engine_errors::StoreFailure) {
+      return *error;
+    }
+    progressed = true;
+  }
+  for (auto stage : {&Impl::drainOutcomes, &Impl::drainInboxes, &Impl::fireTimers,
+                     &Impl::matchEvents, &Impl::startTasks, &Impl::adoptRuns}) {
+    Result<bool> result = (this->*stage)();
+    if (!result.ok()) {
+      return result;
+    }
+    progressed = progressed || result.value();
+  }
+  // Keep the leases of the runs being worked on.
+  int64_t at = now();
+  for (auto &[runId, run] : runs) {
+    if (run->leaseExpiryMs - at < options.leaseMs / 2) {
+      int64_t expiry = at + options.leaseMs;
+      StoreStatus renewed = store.write([&](Transaction &tx) -> StoreStatus {
+        auto done = tx.renewLease(runId, options.owner, expiry);
+        return done.ok() ? StoreStatus() : StoreStatus(std::move(done).error());
+      });
+      if (renewed.ok()) {
+        run->leaseExpiryMs = expiry;
+      }
+    }
+  }
+  return progressed;
+}
+
+void Engine::Impl::handleOutcome(AttemptOutcome outcome) {
+  {
+    std::lock_guard lock(outcomesMutex);
+    outcomes.push_back(std::move(outcome));
+  }
+  clock.wake();
+}
+
+Result<bool> Engine::Impl::drainOutcomes() {
+  std::deque<AttemptOutcome> ready;
+  {
+    std::lock_guard lock(outcomesMutex);
+    ready.swap(outcomes);
+  }
+  for (AttemptOutcome &outcome : ready) {
+    const std::string &runId = outcome.identity.runId;
+    std::optional<WorkflowError> error;
+    LoadedRun *run = load(runId, error);
+    if (run == nullptr) {
+      if (error && error->type == engine_errors::StoreFailure) {
+        return *error;
+      }
+      continue; // the run ended (terminated, cancelled) while the attempt ran
+    }
+    vm::CommandId commandId = outcome.identity.commandId;
+    auto info = run->commands.find(commandId);
+    if (info == run->commands.end()) {
+      continue;
+    }
+    int64_t attempt = outcome.identity.attempt;
+    int64_t at = now();
+    NewEvent started;
+    started.type = EventType::ActivityStarted;
+    started.timeMs = outcome.startedAtMs.value_or(outcome.scheduledAtMs);
+    started.stepId = info->second.step;
+    started.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
+                                     {"attempt", Value(attempt)},
+                                     {"idempotency_key", Value(idempotencyKey(outcome.identity))}}));
+
+    PendingWrite write;
+    write.events.push_back(std::move(started));
+    auto removeTask = [runId, commandId](Transaction &tx) -> StoreStatus {
+      auto removed = tx.removeTask(runId, static_cast<int64_t>(commandId));
+      return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
+    };
+    NewEvent event;
+    event.timeMs = at;
+    event.stepId = info->second.step;
+    if (outcome.status == AttemptStatus::Cancelled) {
+      event.type = EventType::ActivityCancelled;
+      event.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
+                                     {"attempt", Value(attempt)}}));
+      write.writes.push_back(removeTask);
+      StoreStatus status = deliver(*run, std::move(event), std::nullopt, std::move(write));
+      if (!status.ok()) {
+        return storeError(status.error());
+      }
+      continue;
+    }
+    if (outcome.status == AttemptStatus::Completed) {
+      event.type = EventType::ActivityCompleted;
+      event.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
+                                     {"attempt", Value(attempt)},
+                                     {"result", outcome.result}}));
+      write.writes.push_back(removeTask);
+      vm::Input input;
+      input.kind = vm::InputKind::ActivityResolved;
+      input.id = commandId;
+      input.value = outcome.result;
+      StoreStatus status = deliver(*run, std::move(event), input, std::move(write));
+      if (!status.ok()) {
+        return storeError(status.error());
+      }
+      continue;
+    }
+    WorkflowError failure = outcome.error.value_or(makeError("ActivityFailed", "no error given"));
+    auto call = vm::decodeActivityCall(info->second.descriptor);
+    RetryDecision decision;
+    if (call.ok()) {
+      decision = decideRetry(call.value(), attempt, failure, at, info->second.issuedMs, runId);
+    }
+    event.type = outcome.status == AttemptStatus::TimedOut ? EventType::ActivityTimedOut
+                                                            : EventType::ActivityFailed;
+    Object fields = payload({{"command_id", Value(static_cast<int64_t>(commandId))},
+                             {"attempt", Value(attempt)},
+                             {"error", failure.toValue()},
+                             {"will_retry", Value(decision.retry())}});
+    if (decision.retry()) {
+      fields.set("next_attempt", Value(decision.nextAttempt));
+      fields.set("retry_at_ms", Value(decision.retryAtMs));
+    } else {
+      fields.set("reason", Value(retryVerdictName(decision.verdict)));
+    }
+    event.payload = Value(std::move(fields));
+    write.writes.push_back(removeTask);
+    if (decision.retry()) {
+      NewTask task;
+      task.runId = runId;
+      task.commandId = static_cast<int64_t>(commandId);
+      task.stepId = info->second.step;
+      task.activity = info->second.name;
+      auto scheduled = store.query(
+          [&](const StoreReader &reader) { return reader.task(runId, static_cast<int64_t>(commandId)); });
+      task.input = scheduled.ok() && scheduled.value() ? scheduled.value()->input : Value();
+      task.attempt = decision.nextAttempt;
+      task.dueMs = decision.retryAtMs;
+      task.idempotencyKey = idempotencyKey(AttemptIdentity{runId, commandId, task.stepId,
+                                                           task.activity, task.attempt});
+      task.createdMs = at;
+      write.writes.push_back([task](Transaction &tx) { return tx.addTask(task); });
+      StoreStatus status = deliver(*run, std::move(event), std::nullopt, std::move(write));
+      if (!status.ok()) {
+        return storeError(status.error());
+      }
+      continue;
+    }
+    vm::Input input;
+    input.kind = vm::InputKind::ActivityResolved;
+    input.id = commandId;
+    input.error = failure;
+    StoreStatus status = deliver(*run, std::move(event), input, std::move(write));
+    if (!status.ok()) {
+      return storeError(status.error());
+    }
+  }
+  return !ready.empty();
+}
+
+Result<bool> Engine::Impl::drainInboxes() {
+  auto pending = store.query([&](const StoreReader &reader) { return reader.runsWithInbox(kBatchLimit); });
+  if (!pending.ok()) {
+    return storeError(pending.error());
+  }
+  bool progressed = false;
+  for (const std::string &runId : pending.value()) {
+    auto messages = store.query([&](const StoreReader &reader) { return reader.inbox(runId); });
+    if (!messages.ok()) {
+      return storeError(messages.error());
+    }
+    for (const InboxMessage &message : messages.value()) {
+      std::optional<WorkflowError> error;
+      LoadedRun *run = load(runId, error);
+      int64_t messageId = message.id;
+      auto consume = [messageId](Transaction &tx) -> StoreStatus {
+        auto removed = tx.removeInboxMessage(messageId);
+        return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
+      };
+      if (run == nullptr) {
+        if (error && error->type == engine_errors::StoreFailure) {
+          return *error;
+        }
+        // A finished run takes no more messages; one another engine owns is left alone.
+        auto record = store.query([&](const StoreReader &reader) { return reader.run(runId); });
+        if (record.ok() && record.value() && isFinalStatus(record.value()->status)) {
+          (void)store.write(consume);
+          progressed = true;
+        }
+        break;
+      }
+      NewEvent event;
+      event.timeMs = now();
+      PendingWrite write;
+      write.writes.push_back(consume);
+      std::optional<vm::Input> input;
+      switch (message.kind) {
+      case InboxKind::Signal:
+        event.type = EventType::SignalReceived;
+        event.payload = Value(payload({{"name", Value(message.name)}, {"payload", message.payload}}));
+        input = vm::Input{vm::InputKind::SignalReceived, 0, message.name, message.payload, {}, 0};
+        break;
+      case InboxKind::Cancel:
+        event.type = EventType::WorkflowCancelRequested;
+        event.payload = Value(Object());
+        input = vm::Input{vm::InputKind::CancelRequested, 0, {}, {}, {}, 0};
+        break;
+      case InboxKind::Terminate: {
+        // Stopped at once: no compensation, nothing more runs.
+        event.type = EventType::WorkflowTerminated;
+        event.payload = Value(payload({{"reason", message.payload}}));
+        RunUpdate update;
+        update.timeMs = event.timeMs;
+        update.status = RunStatus::Terminated;
+        update.error = makeError("Terminated", message.payload.isString()
+                                                   ? message.payload.asString()
+                                                   : std::string("terminated"))
+                           .toValue();
+        write.update = update;
+        std::string self = runId;
+        write.writes.push_back([self](Transaction &tx) -> StoreStatus {
+          auto timers = tx.removeTimersOf(self);
+          if (!timers.ok()) {
+            return std::move(timers).error();
+          }
+          auto tasks = tx.tasksOf(self);
+          if (!tasks.ok()) {
+            return std::move(tasks).error();
+          }
+          for (const TaskRecord &task : tasks.value()) {
+            auto removed = tx.removeTask(self, task.commandId);
+            if (!removed.ok()) {
+              return std::move(removed).error();
+            }
+          }
+          return {};
+        });
+        for (const auto &[id, info] : run->commands) {
+          if (info.kind == vm::CommandKind::StartChild && !info.childRunId.empty()) {
+            std::string child = info.childRunId;
+            int64_t at = event.timeMs;
+            write.writes.push_back([child, at](Transaction &tx) -> StoreStatus {
+              auto added = tx.addInboxMessage(child, InboxKind::Terminate, "parent terminated",
+                                              Value("parent terminated"), at);
+              return added.ok() ? StoreStatus() : StoreStatus(std::move(added).error());
+            });
+          }
+        }
+        write.afterCommit.push_back([this, self] {
+          executor.cancelRun(self);
+          evict(self);
+        });
+        break;
+      }
+      }
+      StoreStatus status = deliver(*run, std::move(event), input, std::move(write));
+      if (!status.ok()) {
+        return storeError(status.error());
+      }
+      progressed = true;
+    }
+  }
+  return progressed;
+}
+
+Result<bool> Engine::Impl::fireTimers() {
+  auto due = store.query([&](const StoreReader &reader) { return reader.dueTimers(now(), kBatchLimit); });
+  if (!due.ok()) {
+    return storeError(due.error());
+  }
+  bool progressed = false;
+  for (const TimerRecord &timer : due.value()) {
+    std::optional<WorkflowError> error;
+    LoadedRun *run = load(timer.runId, error);
+    if (run == nullptr) {
+      if (error && error->type == engine_errors::StoreFailure) {
+        return *error;
+      }
+      continue;
+    }
+    NewEvent event;
+    event.timeMs = std::max(now(), timer.fireMs);
+    vm::Input input;
+    input.id = static_cast<vm::CommandId>(timer.commandId);
+    auto info = run->commands.find(input.id);
+    event.stepId = info != run->commands.end() ? info->second.step : std::string();
+    event.payload = Value(payload({{"command_id", Value(timer.commandId)},
+                                   {"fire_at_ms", Value(timer.fireMs)}}));
+    switch (timer.kind) {
+    case TimerKind::Timer:
+      event.type = EventType::TimerFired;
+      input.kind = vm::InputKind::TimerFired;
+      break;
+    case TimerKind::WaitTimeout:
+      event.type = EventType::WaitTimedOut;
+      input.kind = vm::InputKind::WaitTimedOut;
+      break;
+    case TimerKind::WorkflowTimeout:
+      event.type = EventType::WorkflowTimeoutReached;
+      input.kind = vm::InputKind::TimeoutReached;
+      event.payload = Value(payload({{"fire_at_ms", Value(timer.fireMs)}}));
+      break;
+    case TimerKind::ActivityRetry:
+      continue; // retries are tasks with a due time; nothing arms this kind
+    }
+    PendingWrite write;
+    TimerRecord fired = timer;
+    write.writes.push_back([fired](Transaction &tx) -> StoreStatus {
+      auto removed = tx.removeTimer(fired.runId, fired.commandId, fired.kind);
+      return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
+    });
+    StoreStatus status = deliver(*run, std::move(event), input, std::move(write));
+    if (!status.ok()) {
+      return storeError(status.error());
+    }
+    progressed = true;
+  }
+  return progressed;
+}
+
+Result<bool> Engine::Impl::matchEvents() {
+  // Published events are looked for when a wait starts, after an emit, and otherwise at
+  // most once per poll interval (other processes publish too).
+  if (lastPublishedCheck >= 0 && now() - lastPublishedCheck < kPollIntervalMs) {
+    return false;
+  }
+  lastPublishedCheck = now();
+  bool progressed = false;
+  std::vector<std::string> waiting;
+  for (const auto &[runId, run] : runs) {
+    for (const vm::Command &command : run->machine->pendingCommands()) {
+      if (command.kind == vm::CommandKind::WaitEvent) {
+        waiting.push_back(runId);
+        break;
+      }
+    }
+  }
+  for (const std::string &runId : waiting) {
+    std::optional<WorkflowError> error;
+    LoadedRun *run = load(runId, error);
+    if (run == nullptr) {
+      continue;
+    }
+    for (const vm::Command &command : run->machine->pendingCommands()) {
+      if (command.kind != vm::CommandKind::WaitEvent) {
+        continue;
+      }
+      Object filter = command.value.isObject() ? command.value.asObject() : Object();
+      auto found = store.query([&](const StoreReader &reader) {
+        return reader.findPublishedEvent(runId, command.name, run->record.createdMs, filter);
+      });
+      if (!found.ok()) {
+        return storeError(found.error());
+      }
+      if (!found.value()) {
+        continue;
+      }
+      PublishedEvent published = *found.value();
+      NewEvent event;
+      event.type = EventType::EventReceived;
+      event.timeMs = now();
+      event.stepId = command.step;
+      event.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(command.id))},
+                                     {"event_id", Value(published.id)},
+                                     {"type", Value(published.type)},
+                                     {"payload", published.payload}}));
+      PendingWrite write;
+      int64_t at = event.timeMs;
+      write.writes.push_back([runId, published, at](Transaction &tx) -> StoreStatus {
+        auto consumed = tx.consumePublishedEvent(runId, published.id, at);
+        return consumed.ok() ? StoreStatus() : StoreStatus(std::move(consumed).error());
+      });
+      if (command.timeoutAtMs) {
+        int64_t commandId = static_cast<int64_t>(command.id);
+        write.writes.push_back([runId, commandId](Transaction &tx) -> StoreStatus {
+          auto removed = tx.removeTimer(runId, commandId, TimerKind::WaitTimeout);
+          return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
+        });
+      }
+      vm::Input input;
+      input.kind = vm::InputKind::EventDelivered;
+      input.id = command.id;
+      input.value = published.payload;
+      StoreStatus status = deliver(*run, std::move(event), input, std::move(write));
+      if (!status.ok()) {
+        return storeError(status.error());
+      }
+      progressed = true;
+      lastPublishedCheck = -1;
+      break; // the machine changed; look again on the next step
+    }
+  }
+  return progressed;
+}
+
+Result<bool> Engine::Impl::startTasks() {
+  auto available = store.query([&](const StoreReader &reader) { return reader.availableTasks(now(), kBatchLimit); });
+  if (!available.ok()) {
+    return storeError(available.error());
+  }
+  bool progressed = false;
+  for (const TaskRecord &task : available.value()) {
+    std::optional<WorkflowError> error;
+    LoadedRun *run = load(task.runId, error);
+    if (run == nullptr) {
+      continue; // another engine's run, or one that ended
+    }
+    auto resolved = moduleActivities.find(run->record.moduleHash);
+    if (resolved == moduleActivities.end()) {
+      resolved = moduleActivities.emplace(run->record.moduleHash,
+                                          activities.resolve(*run->module, options.baseDirectory))
+                     .first;
+    }
+    std::shared_ptr<Activity> activity = resolved->second.find(task.activity);
+    int64_t at = now();
+    bool claimed = false;
+    StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+      auto got = tx.claimTask(task.runId, task.commandId, options.owner, at,
+                              at + options.leaseMs);
+      if (!got.ok()) {
+        return std::move(got).error();
+      }
+      claimed = got.value();
+      return {};
+    });
+    if (!status.ok()) {
+      return storeError(status.error());
+    }
+    if (!claimed) {
+      continue;
+    }
+    progressed = true;
+    auto info = run->commands.find(static_cast<vm::CommandId>(task.commandId));
+    std::optional<int64_t> timeout;
+    if (info != run->commands.end()) {
+      auto call = vm::decodeActivityCall(info->second.descriptor);
+      if (call.ok()) {
+        timeout = attemptTimeoutMs(call.value(), info->second.issuedMs, at);
+      }
+    }
+    AttemptRequest request;
+    request.identity = AttemptIdentity{task.runId, static_cast<uint64_t>(task.commandId),
+                                       task.stepId, task.activity, task.attempt};
+    request.activity = activity;
+    request.input = task.input;
+    request.timeoutMs = timeout.value_or(5 * 60 * 1000);
+    if (activity == nullptr || (timeout && *timeout <= 0)) {
+      AttemptOutcome outcome;
+      outcome.identity = request.identity;
+      outcome.status = activity == nullptr ? AttemptStatus::Failed : AttemptStatus::TimedOut;
+      outcome.error = activity == nullptr
+                          ? makeError(activity_errors::ActivityUnavailable,
+                                      fmt::format("activity '{}' is not bound", task.activity))
+                          : makeError(activity_errors::ActivityTimeout,
+                                      "the schedule-to-close timeout has passed");
+      outcome.error->retryable = false;
+      outcome.scheduledAtMs = at;
+      outcome.finishedAtMs = at;
+      handleOutcome(std::move(outcome));
+      continue;
+    }
+    if (!executor.submit(std::move(request),
+                         [this](AttemptOutcome outcome) { handleOutcome(std::move(outcome)); })) {
+      return makeError("ExecutorStopped", "the activity executor has shut down");
+    }
+  }
+  return progressed;
+}
+
+Result<bool> Engine::Impl::adoptRuns() {
+  auto unowned = store.query([&](const StoreReader &reader) { return reader.unownedActiveRuns(now(), kBatchLimit); });
+  if (!unowned.ok()) {
+    return storeError(unowned.error());
+  }
+  bool progressed = false;
+  for (const std::string &runId : unowned.value()) {
+    if (runs.contains(runId)) {
+      continue;
+    }
+    std::optional<WorkflowError> error;
+    if (load(runId, error) != nullptr) {
+      progressed = true;
+    } else if (error && error->type == engine_errors::StoreFailure) {
+      return *error;
+    }
+  }
+  return progressed;
+}
+
+bool Engine::Impl::waitForWork(bool stopWhenOnlyExternal) {
+  auto nextTimer = store.query([&](const StoreReader &reader) { return reader.nextTimerMs(); });
+  auto nextTask = store.query([&](const StoreReader &reader) { return reader.nextTaskAvailableMs(); });
+  std::optional<int64_t> next;
+  if (nextTimer.ok() && nextTimer.value()) {
+    next = *nextTimer.value();
+  }
+  if (nextTask.ok() && nextTask.value() && (!next || *nextTask.value() < *next)) {
+    next = *nextTask.value();
+  }
+  bool busy = executor.inFlight() > 0;
+  {
+    std::lock_guard lock(outcomesMutex);
+    busy = busy || !outcomes.empty();
+  }
+  if (!busy && !next) {
+    if (stopWhenOnlyExternal || clock.isVirtual()) {
+      return false; // only a signal or an event could move anything now
+    }
+    clock.waitUntil(now() + kPollIntervalMs);
+    return true;
+  }
+  if (!busy && clock.isVirtual()) {
+    clock.markIdle(next);
+    return true;
+  }
+  int64_t until = now() + kPollIntervalMs;
+  if (next && *next < until) {
+    until = *next;
+  }
+  clock.waitUntil(until);
+  return true;
+}
+
+} // namespace kotoba::runtime
