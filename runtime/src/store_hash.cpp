@@ -196,7 +196,8 @@ StoreStatus verifyCheckpoints(detail::Connection &connection, const Operation &o
                                      statement->bytes(1));
     if (recomputed != stored) {
       report.firstBroken = broken(BrokenLink::Where::Checkpoint, seq,
-                                  "its state does not match its hash");
+                                  "its state or the event it covers no longer "
+                                  "matches its hash");
       return {};
     }
     previous = std::pair{seq, stored};
