@@ -18,8 +18,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
-#include <map>
 #include <set>
 #include <unordered_map>
 
