@@ -96,8 +96,10 @@ TEST_CASE("invalid declarations are problems that name the activity") {
       declaration("e", json(R"({"type": "process", "command": "x", "args": "a b"})")));
   module.activities.push_back(
       declaration("f", json(R"({"type": "process", "command": "x", "args": ["${oops"]})")));
+  module.activities.push_back(
+      declaration("g", json(R"({"type": "process", "command": "x", "args": ["a", null]})")));
   ModuleActivities resolved = registry.resolve(module);
-  REQUIRE(resolved.problems.size() == 6);
+  REQUIRE(resolved.problems.size() == 7);
   for (const WorkflowError &problem : resolved.problems) {
     CHECK(problem.type == "InvalidImplementation");
   }
@@ -113,6 +115,8 @@ TEST_CASE("invalid declarations are problems that name the activity") {
   CHECK(resolved.problems[4].message.find("never run through a shell") != std::string::npos);
   CHECK(resolved.problems[5].message.find("invalid template in activity 'f' implementation "
                                           "args[0]") != std::string::npos);
+  CHECK(resolved.problems[6].message ==
+        "activity 'g': args[1] must be a string, number or boolean, found null");
   CHECK_FALSE(resolved.ready());
 }
 
