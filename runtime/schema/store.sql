@@ -13,8 +13,10 @@
 --   - hashes are 32-byte SHA-256 BLOBs; module hashes are 64 lowercase hex characters;
 --   - run ids and owners are opaque text chosen by the engine.
 --
--- Version history (a released version is never edited; a change is a new version with a
--- migration in store_schema.cpp that brings a file of the previous version to it):
+-- This file always holds the newest schema whole. A change to a released version raises
+-- the version below and adds, in store_schema.cpp, the step that brings a file of the
+-- previous version to this one; existing files are upgraded by those steps, never by
+-- running this file again. Versions:
 --   1  the first schema.
 
 PRAGMA application_id = 1263490114; -- 0x4B4F5442, 'KOTB': marks the file as a Kotoba store
@@ -93,14 +95,14 @@ CREATE INDEX runs_by_module ON runs (module_hash);
 --              together share one tx, so `state --at-tx` can cut a history at a commit
 --   step_id    the step id of the construct that caused it, '' for the run itself
 --   location   its source location as file:line, '' when there is none
---   payload    what the event carries (JSON; fields per type in docs/store.md)
+--   payload    what the event carries (JSON; its fields are the engine's to define)
 --   hash       SHA-256 over prev_hash and the event's canonical content (see below)
 --   prev_hash  the previous event's hash; 32 zero bytes for seq 1
--- The canonical content is, in order: the tag "kotoba.event.v1", run_id, seq, type,
--- time_ms, tx, step_id, location, payload; text as a 64-bit little-endian byte length
--- followed by the bytes, integers as 64-bit little-endian two's complement. A run's
--- history is thereby a hash chain: changing any byte of any event changes its hash and
--- breaks the link to the next one, which `kotoba-vm verify` reports.
+-- hash is SHA-256 of, in order: the text "kotoba.event.v1", prev_hash (32 raw bytes),
+-- run_id, seq, type, time_ms, tx, step_id, location, payload; each text as its byte length
+-- (64-bit little-endian) followed by its bytes, each integer as 64-bit little-endian two's
+-- complement. A run's history is thereby a hash chain: changing any byte of any event
+-- changes its hash and breaks the link to the next one, which `kotoba-vm verify` reports.
 CREATE TABLE events (
   run_id    TEXT    NOT NULL REFERENCES runs (id),
   seq       INTEGER NOT NULL CHECK (seq >= 1),
@@ -121,7 +123,7 @@ CREATE INDEX events_by_tx ON events (run_id, tx);
 --   run_id      the run (runs.id)
 --   seq         the seq of the last event the state covers
 --   state       the machine's state, as the engine serialized it (opaque here)
---   hash        SHA-256 over the tag "kotoba.checkpoint.v1", prev_hash, run_id, seq, the
+--   hash        SHA-256 of the text "kotoba.checkpoint.v1", prev_hash, run_id, seq, the
 --               hash of the event at seq, and state (encoded as for events): a checkpoint
 --               is thereby tied to the event chain at the point it covers
 --   prev_hash   the previous checkpoint's hash, 32 zero bytes for the run's first one

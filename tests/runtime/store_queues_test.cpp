@@ -35,8 +35,12 @@ TEST_CASE("a lease is taken when free, refused while held, and taken over after 
   CHECK(acquire("engine-a", 1000, 2000));
   CHECK_FALSE(acquire("engine-b", 1500, 2500));
   CHECK(acquire("engine-a", 1500, 2500)); // the holder may take it again (extends it)
-  CHECK(ok(store->query([](const StoreReader &r) { return r.holdsLease("r-1", "engine-a", 2499); })));
-  CHECK_FALSE(ok(store->query([](const StoreReader &r) { return r.holdsLease("r-1", "engine-a", 2500); })));
+  auto holds = [&](int64_t now) {
+    return ok(store->query(
+        [&](const StoreReader &r) { return r.holdsLease("r-1", "engine-a", now); }));
+  };
+  CHECK(holds(2499));
+  CHECK_FALSE(holds(2500));
 
   // engine-a stalls past its expiry; engine-b takes the run over.
   CHECK(acquire("engine-b", 2500, 3500));
@@ -93,9 +97,11 @@ TEST_CASE("active runs without a live lease are offered for takeover") {
     CHECK(ok(tx.acquireLease("expired", "a", 0, 100)));
     return tx.updateRun("done", RunUpdate{5, RunStatus::Completed, json("{}"), {}, {}, {}});
   }));
-  auto unowned = ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 10); }));
+  auto unowned =
+      ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 10); }));
   CHECK(unowned == std::vector<std::string>{"expired", "free"});
-  auto limited = ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 1); }));
+  auto limited =
+      ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 1); }));
   CHECK(limited == std::vector<std::string>{"expired"});
 }
 
