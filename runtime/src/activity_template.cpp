@@ -32,7 +32,6 @@ struct Operand {
 struct Expression {
   // `a ?? b ?? c`; a single operand most of the time.
   std::vector<Operand> alternatives;
-  std::string text;
 };
 
 // A run of literal text, or one `${ }`.
@@ -71,46 +70,50 @@ std::string memberField(const std::string &parent, const std::string &key) {
   return parent.empty() ? key : fmt::format("{}.{}", parent, key);
 }
 
+// What is wrong with a template, without saying where: the caller adds that.
+struct ParseError {
+  std::string message;
+};
+template <typename T> using Parsed = std::variant<T, ParseError>;
+
 // Parses the inside of one `${ ... }`, starting just after `${`, up to and including the
-// closing `}`. Errors are plain messages; the caller adds where the template is.
+// closing `}`.
 class ExpressionParser {
 public:
   ExpressionParser(std::string_view text, size_t position) : text_(text), pos_(position) {}
 
   [[nodiscard]] size_t position() const { return pos_; }
 
-  // The expression, or a message saying what is wrong.
-  [[nodiscard]] std::variant<Expression, std::string> parse() {
-    size_t start = pos_;
+  [[nodiscard]] Parsed<Expression> parse() {
     Expression expression;
     skipSpace();
     if (peek() == '}') {
-      return std::string("empty template '${}'; write a path such as ${$.input.id}, or $${} "
-                         "for a literal '${'");
+      return ParseError{"empty template '${}'; write a path such as ${$.input.id}, or $${} "
+                        "for a literal '${'"};
     }
     while (true) {
       skipSpace();
-      std::variant<Operand, std::string> operand = parseOperand();
-      if (auto *message = std::get_if<std::string>(&operand)) {
-        return std::move(*message);
+      Parsed<Operand> operand = parseOperand();
+      if (auto *error = std::get_if<ParseError>(&operand)) {
+        return std::move(*error);
       }
       expression.alternatives.push_back(std::move(std::get<Operand>(operand)));
       skipSpace();
       if (atEnd()) {
-        return std::string("unterminated template: '${' has no closing '}'");
+        return ParseError{"unterminated template: '${' has no closing '}'"};
       }
       if (text_.substr(pos_, 2) == "??") {
         pos_ += 2;
         continue;
       }
       if (peek() == '}') {
-        expression.text = std::string(trimmed(text_.substr(start, pos_ - start)));
         ++pos_;
         return expression;
       }
-      return fmt::format("expected '?"
-                         "?' or '}}' at '{}'",
-                         excerpt());
+      // The literal is split so its two question marks cannot be read as a trigraph.
+      return ParseError{fmt::format("expected '?"
+                                    "?' or '}}' at '{}'",
+                                    excerpt())};
     }
   }
 
@@ -122,20 +125,13 @@ private:
       ++pos_;
     }
   }
-  [[nodiscard]] static std::string_view trimmed(std::string_view text) {
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n' ||
-                             text.back() == '\r')) {
-      text.remove_suffix(1);
-    }
-    return text;
-  }
   // A few characters from the current position, for messages.
   [[nodiscard]] std::string excerpt() const {
     std::string_view rest = text_.substr(pos_, 12);
     return std::string(rest);
   }
 
-  [[nodiscard]] std::variant<Operand, std::string> parseOperand() {
+  [[nodiscard]] Parsed<Operand> parseOperand() {
     char c = peek();
     if (c == '$') {
       return parsePath();
@@ -143,11 +139,11 @@ private:
     Operand operand;
     operand.kind = Operand::Kind::Literal;
     if (c == '"' || c == '\'') {
-      std::variant<std::string, std::string> text = parseString();
-      if (text.index() == 1) {
-        return std::get<1>(std::move(text));
+      Parsed<std::string> text = parseString();
+      if (auto *error = std::get_if<ParseError>(&text)) {
+        return std::move(*error);
       }
-      operand.literal = Value(std::get<0>(std::move(text)));
+      operand.literal = Value(std::get<std::string>(std::move(text)));
       return operand;
     }
     if (c == '-' || isDigit(c)) {
@@ -159,7 +155,7 @@ private:
       std::string_view token = text_.substr(start, pos_ - start);
       Result<Value> number = parseJson(token);
       if (!number.ok() || !number->isNumber()) {
-        return fmt::format("invalid number '{}'", token);
+        return ParseError{fmt::format("invalid number '{}'", token)};
       }
       operand.literal = number.value();
       return operand;
@@ -177,21 +173,22 @@ private:
       if (word == "null") {
         return operand;
       }
-      return fmt::format("unknown name '{}'; implementation templates take paths into $.input "
-                         "and $.env, literals and ??, not functions or other names",
-                         word);
+      return ParseError{
+          fmt::format("unknown name '{}'; implementation templates take paths into $.input "
+                      "and $.env, literals and ??, not functions or other names",
+                      word)};
     }
     if (atEnd()) {
-      return std::string("unterminated template: '${' has no closing '}'");
+      return ParseError{"unterminated template: '${' has no closing '}'"};
     }
-    return fmt::format("unexpected '{}'; implementation templates take paths into $.input "
-                       "and $.env, literals and ??",
-                       c);
+    return ParseError{
+        fmt::format("unexpected '{}'; implementation templates take paths into $.input "
+                    "and $.env, literals and ??",
+                    c)};
   }
 
-  // A quoted string; the first alternative is the text, the second an error message (both
-  // are strings, hence the index).
-  [[nodiscard]] std::variant<std::string, std::string> parseString() {
+  // A quoted string, without its quotes and with its escapes applied.
+  [[nodiscard]] Parsed<std::string> parseString() {
     char quote = peek();
     ++pos_;
     std::string text;
@@ -221,30 +218,27 @@ private:
         text.push_back('\t');
         break;
       default:
-        return std::variant<std::string, std::string>(
-            std::in_place_index<1>,
-            fmt::format("unknown escape '\\{}' in a string literal; templates know \\\\, \\\", "
-                        "\\', \\n, \\r and \\t",
-                        escaped));
+        return ParseError{fmt::format("unknown escape '\\{}' in a string literal; templates "
+                                      "know \\\\, \\\", \\', \\n, \\r and \\t",
+                                      escaped)};
       }
     }
     if (atEnd()) {
-      return std::variant<std::string, std::string>(std::in_place_index<1>,
-                                                    "unterminated string literal in a template");
+      return ParseError{"unterminated string literal in a template"};
     }
     ++pos_; // closing quote
-    return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(text));
+    return text;
   }
 
   // One step after the root: `.name`, `['key']`, `[3]`, `[-1]` or `[*]`.
-  [[nodiscard]] std::variant<vm::PathSegment, std::string> parseSegment() {
+  [[nodiscard]] Parsed<vm::PathSegment> parseSegment() {
     vm::PathSegment segment;
     if (peek() == '.') {
       ++pos_;
       size_t start = pos_;
       if (!isIdentifierStart(peek())) {
-        return std::string("expected a name after '.' in a path; quote other keys, as "
-                           "['my-key']");
+        return ParseError{"expected a name after '.' in a path; quote other keys, as "
+                          "['my-key']"};
       }
       while (!atEnd() && isIdentifierPart(peek())) {
         ++pos_;
@@ -260,12 +254,12 @@ private:
       ++pos_;
       segment.kind = vm::PathSegment::Kind::Project;
     } else if (peek() == '"' || peek() == '\'') {
-      std::variant<std::string, std::string> key = parseString();
-      if (key.index() == 1) {
-        return std::get<1>(std::move(key));
+      Parsed<std::string> key = parseString();
+      if (auto *error = std::get_if<ParseError>(&key)) {
+        return std::move(*error);
       }
       segment.kind = vm::PathSegment::Kind::Member;
-      segment.member = std::get<0>(std::move(key));
+      segment.member = std::get<std::string>(std::move(key));
     } else if (peek() == '-' || isDigit(peek())) {
       size_t start = pos_;
       ++pos_;
@@ -277,39 +271,39 @@ private:
       errno = 0;
       long long index = std::strtoll(digits.c_str(), &end, 10);
       if (digits == "-" || errno != 0 || end != digits.c_str() + digits.size()) {
-        return fmt::format("invalid index '{}' in a path", digits);
+        return ParseError{fmt::format("invalid index '{}' in a path", digits)};
       }
       segment.kind = vm::PathSegment::Kind::Index;
       segment.index = index;
     } else {
-      return std::string("expected an index, a quoted key or * inside [ ] in a path; "
-                         "computed indexes are not available in implementation templates");
+      return ParseError{"expected an index, a quoted key or * inside [ ] in a path; "
+                        "computed indexes are not available in implementation templates"};
     }
     skipSpace();
     if (peek() != ']') {
-      return std::string("expected ']' in a path");
+      return ParseError{"expected ']' in a path"};
     }
     ++pos_;
     return segment;
   }
 
-  [[nodiscard]] std::variant<Operand, std::string> parsePath() {
+  [[nodiscard]] Parsed<Operand> parsePath() {
     size_t start = pos_;
     ++pos_; // '$'
     std::vector<vm::PathSegment> segments;
     while (peek() == '.' || peek() == '[') {
-      std::variant<vm::PathSegment, std::string> segment = parseSegment();
-      if (auto *message = std::get_if<std::string>(&segment)) {
-        return std::move(*message);
+      Parsed<vm::PathSegment> segment = parseSegment();
+      if (auto *error = std::get_if<ParseError>(&segment)) {
+        return std::move(*error);
       }
       segments.push_back(std::move(std::get<vm::PathSegment>(segment)));
     }
     std::string text(text_.substr(start, pos_ - start));
     if (segments.empty() || segments[0].kind != vm::PathSegment::Kind::Member) {
-      return fmt::format("'{}' is not a path implementation templates can read; use "
-                         "$.input (the activity's input) or $.env.NAME (an environment "
-                         "variable)",
-                         text);
+      return ParseError{fmt::format("'{}' is not a path implementation templates can read; use "
+                                    "$.input (the activity's input) or $.env.NAME (an environment "
+                                    "variable)",
+                                    text)};
     }
     const std::string &root = segments[0].member;
     Operand operand;
@@ -321,9 +315,9 @@ private:
     }
     if (root == "env") {
       if (segments.size() != 2 || segments[1].kind != vm::PathSegment::Kind::Member) {
-        return fmt::format("'{}' must name one environment variable, as $.env.NAME or "
-                           "$.env['NAME']",
-                           text);
+        return ParseError{fmt::format("'{}' must name one environment variable, as $.env.NAME or "
+                                      "$.env['NAME']",
+                                      text)};
       }
       operand.kind = Operand::Kind::Env;
       operand.envName = segments[1].member;
@@ -332,9 +326,10 @@ private:
     std::string hint = root == "inputs" ? "; inside an implementation the activity's input "
                                           "is $.input, not $.inputs"
                                         : "";
-    return fmt::format("unknown root '$.{}' in '{}'; implementation templates read $.input "
-                       "and $.env{}",
-                       root, text, hint);
+    return ParseError{
+        fmt::format("unknown root '$.{}' in '{}'; implementation templates read $.input "
+                    "and $.env{}",
+                    root, text, hint)};
   }
 
   std::string_view text_;
@@ -383,11 +378,11 @@ Result<Node> compileString(const Value &source, std::string field, const std::st
       literal.clear();
     }
     ExpressionParser parser(text, pos + 2);
-    std::variant<Expression, std::string> expression = parser.parse();
-    if (auto *message = std::get_if<std::string>(&expression)) {
+    Parsed<Expression> expression = parser.parse();
+    if (auto *problem = std::get_if<ParseError>(&expression)) {
       std::string place = node.field.empty() ? where : fmt::format("{} {}", where, node.field);
-      return invalidImplementation(fmt::format("invalid template in {}: {}", place, *message),
-                                   node.field, source);
+      return invalidImplementation(
+          fmt::format("invalid template in {}: {}", place, problem->message), node.field, source);
     }
     node.pieces.push_back(Piece{"", std::move(std::get<Expression>(expression))});
     pos = parser.position();

@@ -32,7 +32,10 @@ WaitResult Clock::waitUntil(std::optional<int64_t> deadlineMs) {
     if (deadlineMs && now >= *deadlineMs) {
       return WaitResult::Reached;
     }
-    int64_t remaining = deadlineMs ? *deadlineMs - now : std::numeric_limits<int64_t>::max();
+    std::optional<int64_t> remaining;
+    if (deadlineMs) {
+      remaining = *deadlineMs - now;
+    }
     std::optional<std::chrono::milliseconds> slice = maxWaitSlice(remaining);
     if (slice) {
       changed_.wait_for(lock, *slice);
@@ -54,11 +57,12 @@ void Clock::notifyTimeChanged() { changed_.notify_all(); }
 
 int64_t RealClock::nowMs() const { return systemNowMs(); }
 
-std::optional<std::chrono::milliseconds> RealClock::maxWaitSlice(int64_t remainingMs) const {
-  if (remainingMs == std::numeric_limits<int64_t>::max()) {
+std::optional<std::chrono::milliseconds>
+RealClock::maxWaitSlice(std::optional<int64_t> remainingMs) const {
+  if (!remainingMs) {
     return std::nullopt;
   }
-  return std::chrono::milliseconds(std::clamp<int64_t>(remainingMs, 1, kRealClockSliceMs));
+  return std::chrono::milliseconds(std::clamp<int64_t>(*remainingMs, 1, kRealClockSliceMs));
 }
 
 // ---- VirtualClock ------------------------------------------------------------------------

@@ -52,12 +52,12 @@ public:
   void wake();
 
 protected:
-  // How long waitUntil may block before re-reading the time, or nullopt to block until
-  // notified. RealClock re-reads the wall clock at least every second so a clock that is set
-  // forward is noticed; a clock set back simply makes it wait longer (timers never fire
-  // early).
+  // How long waitUntil may block before re-reading the time, given how long is left until
+  // the deadline (nullopt: no deadline); nullopt blocks until notified. RealClock re-reads the wall
+  // clock at least every second so a clock that is set forward is noticed; a clock set back simply
+  // makes it wait longer (timers never fire early).
   [[nodiscard]] virtual std::optional<std::chrono::milliseconds>
-  maxWaitSlice(int64_t remainingMs) const = 0;
+  maxWaitSlice(std::optional<int64_t> remainingMs) const = 0;
   // For subclasses whose time moves under the lock (VirtualClock).
   void notifyTimeChanged();
 
@@ -77,7 +77,7 @@ public:
 
 private:
   [[nodiscard]] std::optional<std::chrono::milliseconds>
-  maxWaitSlice(int64_t remainingMs) const override;
+  maxWaitSlice(std::optional<int64_t> remainingMs) const override;
 };
 
 // Time that moves only when the engine is idle (markIdle) or a test moves it (advanceTo,
@@ -101,8 +101,8 @@ public:
 
 private:
   [[nodiscard]] std::optional<std::chrono::milliseconds>
-  maxWaitSlice(int64_t remainingMs) const override {
-    return std::nullopt;
+  maxWaitSlice(std::optional<int64_t> remainingMs) const override {
+    return std::nullopt; // virtual time changes only under the lock, with a notification
   }
 
   // Atomic so nowMs() needs no lock; it only changes under waitMutex_, so a waiter cannot
