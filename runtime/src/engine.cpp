@@ -345,21 +345,21 @@ Result<RunOutcome> Engine::outcome(const std::string &runId) {
     }
     const RunRecord &run = *record.value();
     if (run.status == RunStatus::ContinuedAsNew) {
-      auto chain = impl_->store.query(
-          [&](const StoreReader &reader) { return reader.chain(run.chainId); });
-      if (!chain.ok()) {
-        return storeError(chain.error());
+      // The run's last event names the run it continued as.
+      auto events = impl_->store.query([&](const StoreReader &reader) {
+        return reader.events(current, EventRange{std::max<int64_t>(1, run.lastSeq), {}, {}});
+      });
+      if (!events.ok()) {
+        return storeError(events.error());
       }
-      // Follow the chain to the run after this one.
-      bool moved = false;
-      for (size_t i = 0; i + 1 < chain.value().size(); ++i) {
-        if (chain.value()[i].id == current) {
-          current = chain.value()[i + 1].id;
-          moved = true;
-          break;
+      const Value *next = nullptr;
+      for (const EventRecord &event : events.value()) {
+        if (event.type == EventType::WorkflowContinuedAsNew && event.payload.isObject()) {
+          next = event.payload.asObject().find("next_run_id");
         }
       }
-      if (moved) {
+      if (next != nullptr && next->isString()) {
+        current = next->asString();
         continue;
       }
     }
@@ -390,7 +390,7 @@ Result<RunOutcome> Engine::runToCompletion(const std::string &runId) {
       return progressed.error();
     }
     if (!progressed.value() && !impl_->waitForWork(/*stopWhenOnlyExternal=*/false)) {
-      return current; // nothing more can happen without a signal or an event
+      return outcome(runId); // nothing more can happen without a signal or an event
     }
   }
   return outcome(runId);

@@ -258,6 +258,8 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
         }
         return {};
       });
+      // The child starts working on the next step.
+      write.afterCommit.push_back([this, childId] { dirty.insert(childId); });
       break;
     }
     case vm::CommandKind::AskPredicate: {
@@ -396,6 +398,7 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
           }
           return {};
         });
+        write.afterCommit.push_back([this, next] { dirty.insert(next); });
       } else {
         type = command.kind == vm::CommandKind::Fail        ? EventType::WorkflowFailed
                : command.kind == vm::CommandKind::Cancelled ? EventType::WorkflowCancelled

@@ -315,7 +315,11 @@ LoadedRun *Engine::Impl::load(const std::string &runId, std::optional<WorkflowEr
     update.status = RunStatus::Blocked;
     update.error = blocked.toValue();
     // BLOCKED changes the run row only: the history stays exactly as it was.
-    (void)store.write([&](Transaction &tx) { return tx.updateRun(runId, update); });
+    StoreStatus written = store.write([&](Transaction &tx) { return tx.updateRun(runId, update); });
+    if (!written.ok()) {
+      error = storeError(written.error());
+      return nullptr;
+    }
     error = blocked;
     return nullptr;
   }
