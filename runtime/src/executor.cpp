@@ -315,6 +315,8 @@ void Executor::watchdogLoop() {
       }
       next = next ? std::min(*next, due) : due;
     }
+    // TODO(#4): an abandoned function keeps its pool thread until it returns, so host
+    // functions that never honour a stop can starve the pool; start a replacement thread.
     std::vector<std::pair<std::shared_ptr<Attempt>, AttemptOutcome>> outcomes;
     for (const std::shared_ptr<Attempt> &attempt : abandoned) {
       if (std::optional<AttemptOutcome> outcome = finishLocked(attempt, std::nullopt)) {

@@ -80,8 +80,9 @@ public:
   bool request(StopReason reason);
 
   // Runs `callback` once when a stop is requested, or at once (on this thread) if one
-  // already was. Callbacks run on the requesting thread with an internal lock held, so they
-  // must be short and must not call back into this signal. After removeCallback returns, the
+  // already was. Callbacks run on the requesting thread with internal locks held (this
+  // signal's, and the executor's when it is the one asking), so they must be short and must
+  // call neither this signal nor the executor. After removeCallback returns, the
   // callback is not running and never will.
   [[nodiscard]] CallbackId onStop(std::function<void()> callback);
   void removeCallback(CallbackId id);
