@@ -62,7 +62,7 @@ void stopOnInterrupt(InterruptWatcher &watcher, runtime::Engine &engine) {
 }
 
 // Prints how a run ended and returns the exit code for it.
-int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome) {
+int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome, bool interrupted) {
   std::string status(runtime::runStatusName(outcome.status));
   Object json;
   json.set("run_id", outcome.runId);
@@ -107,23 +107,32 @@ int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome) {
   case RunStatus::Running:
   case RunStatus::Compensating:
   case RunStatus::ContinuedAsNew:
-    // Only an interrupted drive returns before the run (or its chain) has ended.
-    note("run " + outcome.runId + " is still " + status + "; continue it with `kotoba-vm resume " +
-         outcome.runId + "` or a worker");
     if (global.json) {
       printJson(Value(std::move(json)));
     }
-    return static_cast<int>(ExitCode::Interrupted);
+    if (interrupted) {
+      note("run " + outcome.runId + " is still " + status + "; continue it with " +
+           "`kotoba-vm resume " + outcome.runId + "` or a worker");
+      return static_cast<int>(ExitCode::Interrupted);
+    }
+    // Under a virtual clock the engine returns instead of waiting forever when only a
+    // signal or an event could move the run on. The run is durable and waits, as after
+    // --detach.
+    note("run " + outcome.runId + " is waiting for a signal or an event; send it with " +
+         "`kotoba-vm signal " + outcome.runId + " NAME [JSON]` or `kotoba-vm emit`, then " +
+         "`kotoba-vm resume " + outcome.runId + "`");
+    return static_cast<int>(ExitCode::Completed);
   }
   return static_cast<int>(ExitCode::StoreError);
 }
 
-int driveToEnd(const GlobalOptions &global, runtime::Engine &engine, const std::string &runId) {
+int driveToEnd(const GlobalOptions &global, runtime::Engine &engine, const std::string &runId,
+               const InterruptWatcher &watcher) {
   Result<RunOutcome> outcome = engine.runToCompletion(runId);
   if (!outcome.ok()) {
     return report(engineFailure(outcome.error(), ExitCode::StoreError));
   }
-  return reportOutcome(global, outcome.value());
+  return reportOutcome(global, outcome.value(), watcher.interrupted());
 }
 
 } // namespace
@@ -183,7 +192,10 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
   Result<std::string> runId = engine.start(request);
   if (!runId.ok()) {
     Failure failure = engineFailure(runId.error(), ExitCode::Usage);
-    failure.message = "cannot start workflow '" + request.workflowId + "': " + failure.message;
+    std::string workflowName = "workflow '" + request.workflowId + "'";
+    if (failure.message.find(workflowName) == std::string::npos) {
+      failure.message = "cannot start " + workflowName + ": " + failure.message;
+    }
     return report(failure);
   }
 
@@ -198,7 +210,7 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
     }
     return static_cast<int>(ExitCode::Completed);
   }
-  return driveToEnd(global, engine, runId.value());
+  return driveToEnd(global, engine, runId.value(), watcher);
 }
 
 int resumeCommand(const GlobalOptions &global, const ResumeOptions &options) {
@@ -260,7 +272,7 @@ int resumeCommand(const GlobalOptions &global, const ResumeOptions &options) {
     return report(session.failure());
   }
   stopOnInterrupt(watcher, *session.value().engine);
-  return driveToEnd(global, *session.value().engine, options.runId);
+  return driveToEnd(global, *session.value().engine, options.runId, watcher);
 }
 
 int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {

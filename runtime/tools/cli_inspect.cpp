@@ -114,9 +114,66 @@ Value eventJson(const EventRecord &event) {
   return Value(std::move(json));
 }
 
+// A wait the run has started and that nothing has ended yet, found in its history.
+struct OpenWait {
+  std::string stepId;
+  std::string kind; // "signal" or "event"
+  std::string name;
+  std::optional<int64_t> timeoutAtMs;
+  int64_t sinceMs = 0;
+};
+
+// The waits of a history that are still open. A wait ends with an event naming its command
+// (EventReceived, WaitTimedOut, WaitCancelled), or, for a signal, with the next
+// SignalReceived of its name (signals are consumed in arrival order by the first wait).
+std::vector<OpenWait> openWaits(const std::vector<EventRecord> &events) {
+  std::vector<std::pair<int64_t, OpenWait>> open; // command id, wait
+  auto field = [](const Value &payload, std::string_view key) -> const Value * {
+    return payload.isObject() ? payload.asObject().find(key) : nullptr;
+  };
+  for (const EventRecord &event : events) {
+    const Value *commandId = field(event.payload, "command_id");
+    bool endsByCommand = event.type == runtime::EventType::EventReceived ||
+                         event.type == runtime::EventType::WaitTimedOut ||
+                         event.type == runtime::EventType::WaitCancelled;
+    if (event.type == runtime::EventType::WaitStarted) {
+      const Value *kind = field(event.payload, "kind");
+      const Value *name = field(event.payload, "name");
+      const Value *timeout = field(event.payload, "timeout_at_ms");
+      if (commandId == nullptr || !commandId->isInt() || kind == nullptr ||
+          !kind->isString() || name == nullptr || !name->isString()) {
+        continue;
+      }
+      OpenWait wait{event.stepId, kind->asString(), name->asString(), std::nullopt,
+                    event.timeMs};
+      if (timeout != nullptr && timeout->isInt()) {
+        wait.timeoutAtMs = timeout->asInt();
+      }
+      open.emplace_back(commandId->asInt(), std::move(wait));
+    } else if (endsByCommand && commandId != nullptr && commandId->isInt()) {
+      std::erase_if(open, [&](const auto &entry) { return entry.first == commandId->asInt(); });
+    } else if (event.type == runtime::EventType::SignalReceived) {
+      const Value *name = field(event.payload, "name");
+      auto consumer = std::find_if(open.begin(), open.end(), [&](const auto &entry) {
+        return entry.second.kind == "signal" && name != nullptr && name->isString() &&
+               entry.second.name == name->asString();
+      });
+      if (consumer != open.end()) {
+        open.erase(consumer);
+      }
+    }
+  }
+  std::vector<OpenWait> waits;
+  for (auto &entry : open) {
+    waits.push_back(std::move(entry.second));
+  }
+  return waits;
+}
+
 // Everything `show` prints about one run, read in one snapshot.
 struct RunDetails {
   RunRecord run;
+  std::vector<OpenWait> waits;
   std::vector<runtime::TimerRecord> timers;
   std::vector<runtime::TaskRecord> tasks;
   std::vector<runtime::InboxMessage> inbox;
@@ -183,6 +240,13 @@ runtime::StoreResult<RunDetails> readDetails(const runtime::StoreReader &reader,
   if (!children.ok()) {
     return children.error();
   }
+  if (!runtime::isFinalStatus(run.status)) {
+    auto events = reader.events(run.id);
+    if (!events.ok()) {
+      return events.error();
+    }
+    details.waits = openWaits(events.value());
+  }
   details.run = std::move(run);
   details.timers = std::move(timers).value();
   details.tasks = std::move(tasks).value();
@@ -204,6 +268,17 @@ Value detailsJson(const RunDetails &details) {
     timers.emplace_back(std::move(entry));
   }
   json.set("timers", std::move(timers));
+  Array waits;
+  for (const OpenWait &wait : details.waits) {
+    Object entry;
+    entry.set("step_id", wait.stepId);
+    entry.set("kind", wait.kind);
+    entry.set("name", wait.name);
+    entry.set("since", formatTime(wait.sinceMs));
+    entry.set("timeout", timeValue(wait.timeoutAtMs));
+    waits.emplace_back(std::move(entry));
+  }
+  json.set("waits", std::move(waits));
   Array tasks;
   for (const runtime::TaskRecord &task : details.tasks) {
     Object entry;
@@ -282,6 +357,14 @@ void printDetails(const RunDetails &details) {
     for (size_t index = 0; index < lines.size(); ++index) {
       row(index == 0 ? "error" : "", lines[index]);
     }
+  }
+  for (const OpenWait &wait : details.waits) {
+    std::string text = wait.kind + " " + wait.name + " (step " + wait.stepId + ") since " +
+                       formatTime(wait.sinceMs);
+    if (wait.timeoutAtMs) {
+      text += ", times out " + formatTime(*wait.timeoutAtMs);
+    }
+    row("waits for", text);
   }
   for (const runtime::TimerRecord &timer : details.timers) {
     row("timer", std::string(runtime::timerKindName(timer.kind)) + " fires " +

@@ -109,6 +109,14 @@ Failure engineFailure(const WorkflowError &error, ExitCode otherwise) {
   }
   Failure failure{code, error.message.empty() ? error.type : error.message, {}};
   failure.notes = detailNotes(error.details);
+  // These two spell their list out in the message as well; with one problem per line
+  // below it, the message keeps only its summary.
+  bool listsInMessage = error.type == error_types::InputValidationError ||
+                        error.type == runtime::engine_errors::UnboundActivities;
+  size_t colon = failure.message.find(": ");
+  if (listsInMessage && error.details.isArray() && colon != std::string::npos) {
+    failure.message.resize(colon);
+  }
   if (error.type == runtime::engine_errors::UnboundActivities) {
     failure.notes.push_back("bind each with --bind NAME=process:PATH (or NAME=http:URL), or "
                             "give its declaration an implementation");

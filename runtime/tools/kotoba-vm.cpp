@@ -20,9 +20,11 @@ docs/cli.md has the full reference)";
 
 // --bind and --clock, for the commands that run activities.
 void addEngineOptions(CLI::App *command, kotoba::cli::EngineSetup &setup) {
+  // One value per occurrence, so `--bind a=process:./a FILE` leaves FILE alone.
   command->add_option("--bind", setup.bindings,
                       "bind an activity: NAME=process:PATH [ARGS...] or NAME=http:URL "
-                      "(repeatable)");
+                      "(repeatable)")
+      ->allow_extra_args(false);
   command->add_option("--clock", setup.clock,
                       "real (default) or virtual: timers fire as soon as the engine is idle")
       ->check(CLI::IsMember({"real", "virtual"}));
@@ -52,7 +54,8 @@ int main(int argc, char **argv) {
   runApp->add_option("--workflow", run.workflowId, "the workflow to run (default: entry)");
   runApp->add_option("--input", run.input, "the inputs: a JSON object, or @FILE.json");
   runApp->add_option("--signal", run.signals,
-                         "deliver a signal with the start: NAME=JSON (repeatable)");
+                     "deliver a signal with the start: NAME=JSON (repeatable)")
+      ->allow_extra_args(false);
   runApp->add_flag("--detach", run.detach, "print the run id and return at once");
   addEngineOptions(runApp, run.engine);
 
