@@ -57,6 +57,9 @@ public:
   // Every activity call in order: "name" or "name(input json)" when recordInputs.
   std::vector<std::string> calls;
   std::vector<vm::Command> commands;
+  // Every input the machine was given after start(), in order and with its time: a
+  // transcript another machine can be fed (tests/machine/snapshot_test.cpp).
+  std::vector<vm::Input> inputs;
   bool recordInputs = false;
   // When set, run() and send() advance virtual time at most this far past the start.
   std::optional<int64_t> horizonMs;
@@ -77,6 +80,7 @@ public:
   // Sends an input from outside (a signal, a cancel) and drives again.
   vm::RunStatus send(vm::Input input) {
     input.timeMs = now_;
+    inputs.push_back(input);
     handle(machine_->apply(input));
     drive();
     return machine_->status();
@@ -236,6 +240,7 @@ private:
           continue;
         }
         input.timeMs = now_;
+        inputs.push_back(input);
         handle(machine_->apply(input));
         continue;
       }
