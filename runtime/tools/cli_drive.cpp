@@ -323,8 +323,8 @@ int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
     return report(storeFailure(!waiting.ok() ? waiting.error() : blocked.error()));
   }
   if (!waiting.value().empty()) {
-    note(std::to_string(waiting.value().size()) +
-         " run(s) still running, waiting for a signal or an event");
+    note(std::to_string(waiting.value().size()) + " run(s) still running" +
+         (watcher.interrupted() ? "" : ", waiting for a signal or an event"));
   }
   if (!blocked.value().empty()) {
     note(std::to_string(blocked.value().size()) +
