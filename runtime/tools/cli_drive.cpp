@@ -96,7 +96,9 @@ int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome, bool i
     WorkflowError error = outcome.error.value_or(
         makeError("Blocked", "the engine gave no reason"));
     Failure failure = engineFailure(error, ExitCode::StoreError);
-    failure.message = "run " + outcome.runId + " is BLOCKED: " + failure.message;
+    bool namesRun = failure.message.find(outcome.runId) != std::string::npos;
+    failure.message = (namesRun ? "BLOCKED: " : "run " + outcome.runId + " is BLOCKED: ") +
+                      failure.message;
     failure.notes.push_back("fix the cause, then `kotoba-vm resume " + outcome.runId + "`");
     if (global.json) {
       json.set("error", error.toValue());

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ EXIT_COMPLETED = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_COMPILE = 3
+EXIT_STORE = 4
+EXIT_NON_DETERMINISM = 5
 
 # A command that takes longer than this is hung, not slow.
 COMMAND_TIMEOUT_S = 60
@@ -400,6 +403,56 @@ def test_bad_signal_payload_is_refused_before_anything_is_sent(sandbox):
     sandbox.vm("signal", run_id, "approve", "{by: lin}").expect(
         EXIT_USAGE, stdout_empty=True).expect_stderr(r"invalid JSON")
     check(show(sandbox, run_id)["inbox"] == [], "a refused signal reached the inbox")
+
+
+def test_non_determinism_blocks_the_run_until_it_is_fixed_and_resumed(sandbox):
+    file = sandbox.workflow("approval.kotoba")
+    prepare = sandbox.activity("prepare", result="{'ok': True}")
+    run_id = detach(sandbox, file, "--input", '{"doc": "d-6"}', prepare)
+
+    # The history says the first step was another one than the workflow runs.
+    def set_first_step(step_id):
+        database = sqlite3.connect(os.path.join(sandbox.dir, "kotoba.db"))
+        with database:
+            database.execute("UPDATE events SET step_id = ? WHERE run_id = ? AND seq = 2",
+                             (step_id, run_id))
+        database.close()
+
+    set_first_step("something_else")
+    result = sandbox.vm("resume", run_id, prepare)
+    result.expect(EXIT_NON_DETERMINISM, stdout_empty=True)
+    result.expect_stderr(r"BLOCKED", r"'prepare'.*'something_else'|'something_else'.*'prepare'",
+                         rf"kotoba-vm resume {run_id}")
+    details = show(sandbox, run_id)
+    check(details["status"] == "BLOCKED" and details["error"]["type"] == "NonDeterminism",
+          details)
+    check(details["events"] == 2, "a blocked run's history grew")
+    check(sandbox.calls() == [], "an activity ran for a run that does not replay")
+
+    set_first_step("prepare")
+    sandbox.vm("signal", run_id, "approve", '{"by": "fixer"}').expect(EXIT_COMPLETED)
+    result = sandbox.vm("resume", run_id, prepare)
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"approved_by": "fixer", "prepared": True}, result.describe())
+    sandbox.vm("resume", run_id, prepare).expect(EXIT_USAGE).expect_stderr(r"already finished")
+
+
+def test_store_options_db_path_durability_and_memory(sandbox):
+    file = sandbox.workflow("month.kotoba")
+    for durability in ("full", "normal", "batch"):
+        db = f"store-{durability}.db"
+        sandbox.vm("--db", db, "--durability", durability, "run", file, "--clock",
+                   "virtual").expect(EXIT_COMPLETED, stderr_empty=True)
+        runs = sandbox.vm("list", "--db", db, "--json").expect(EXIT_COMPLETED).json()
+        check(len(runs) == 1 and runs[0]["status"] == "COMPLETED", (durability, runs))
+    check(not os.path.exists(os.path.join(sandbox.dir, "kotoba.db")), "--db was ignored")
+    result = sandbox.vm("--db", ":memory:", "run", file, "--clock", "virtual")
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"done": True}, result.describe())
+    sandbox.vm("--durability", "sometimes", "list").expect(EXIT_USAGE, stdout_empty=True)
+    sandbox.write("not-a-store.db", "just text, long enough to be a header " * 40)
+    sandbox.vm("--db", "not-a-store.db", "run", file, "--clock", "virtual").expect(
+        EXIT_STORE, stdout_empty=True).expect_stderr(r"not-a-store\.db")
 
 
 def test_cancel_of_a_waiting_saga_runs_its_compensation(sandbox):
