@@ -300,7 +300,9 @@ inline Workflow refundWorkflow(ModuleBuilder &module, FileIndex file) {
   body(Opcode::PathHas, {r(0), inputs, body.k(path("$.inputs.cursor", {Value("cursor")})), Reg{0}});
   CodeIndex noCursor = body(Opcode::JmpIfNot, {r(0), Operand::unresolvedJump()});
   body(Opcode::PathOpt, {r(0), inputs, body.k(path("$.inputs.cursor", {Value("cursor")})), Reg{0}});
-  CodeIndex nullCursor = body(Opcode::JmpIfNull, {r(0), Operand::unresolvedJump()});
+  CodeIndex cursorSet = body(Opcode::JmpNotNull, {r(0), Operand::unresolvedJump()});
+  CodeIndex nullCursor = body(Opcode::Jmp, {Operand::unresolvedJump()});
+  body.patch(cursorSet, body.next());
   body(Opcode::NewObject, {r(1), r(0), imm(1), body.k(keys({"cursor"}))});
   body(Opcode::ContinueAsNew, {r(1)});
   body.patch(noCursor, body.next());

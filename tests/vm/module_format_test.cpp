@@ -410,6 +410,11 @@ TEST_CASE("decoding errors name the offset and the problem") {
 
 namespace {
 
+// Opcode bytes for the hand-written code below, taken from the enum so that the numbers are
+// pinned in one place (opcodes_test.cpp).
+constexpr uint8_t kCompleteByte = static_cast<uint8_t>(Opcode::Complete);
+constexpr uint8_t kRetByte = static_cast<uint8_t>(Opcode::Ret);
+
 // A body with one workflow "w" and one block whose kind byte and code follow.
 KbcBytes oneWorkflow() {
   KbcBytes bytes;
@@ -436,7 +441,7 @@ TEST_CASE("workflow decoding errors name the offset and the problem") {
                            "default are defined)");
   }
   SUBCASE("an unknown block kind") {
-    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 7, 1, 54, 0, 0, 0, 0}).file();
+    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 7, 1, kRetByte, 0, 0, 0, 0}).file();
     CHECK(onlyError(readModule(bytes)).message == "unknown block kind 7");
   }
   SUBCASE("an unknown opcode") {
@@ -447,13 +452,13 @@ TEST_CASE("workflow decoding errors name the offset and the problem") {
     CHECK(bytes[*error.byteOffset] == 200);
   }
   SUBCASE("an instruction count the rest of the file cannot hold") {
-    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 0, 2, 53, 0, 0, 0, 1}).file();
+    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 0, 2, kCompleteByte, 0, 0, 0, 1}).file();
     CHECK(onlyError(readModule(bytes)).message ==
           "instruction count 2 is more than the 5 bytes that remain can hold");
   }
   SUBCASE("a well-formed workflow loads") {
     // COMPLETE r0 at f0:1:1.
-    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 0, 1, 53, 0, 0, 1, 1}).file();
+    std::vector<uint8_t> bytes = oneWorkflow().raw({1, 0, 1, kCompleteByte, 0, 0, 1, 1}).file();
     ModuleResult<LoadedModule> loaded = loadModule(bytes);
     REQUIRE(loaded.ok());
     CHECK(loaded->module.workflows[0].inputs[0].required);

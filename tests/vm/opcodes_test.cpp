@@ -58,29 +58,28 @@ constexpr PinnedOpcode kPinned[] = {
     {Opcode::Jmp, 29, "JMP"},
     {Opcode::JmpIf, 30, "JMPIF"},
     {Opcode::JmpIfNot, 31, "JMPIFNOT"},
-    {Opcode::JmpIfNull, 32, "JMPIFNULL"},
-    {Opcode::JmpNotNull, 33, "JMPNOTNULL"},
-    {Opcode::SetVar, 34, "SETVAR"},
-    {Opcode::SetResult, 35, "SETRESULT"},
-    {Opcode::Activity, 36, "ACTIVITY"},
-    {Opcode::Timer, 37, "TIMER"},
-    {Opcode::TimerUntil, 38, "TIMERUNTIL"},
-    {Opcode::WaitSignal, 39, "WAITSIGNAL"},
-    {Opcode::WaitEvent, 40, "WAITEVENT"},
-    {Opcode::Child, 41, "CHILD"},
-    {Opcode::Decided, 42, "DECIDED"},
-    {Opcode::Parallel, 43, "PARALLEL"},
-    {Opcode::Foreach, 44, "FOREACH"},
-    {Opcode::SagaPush, 45, "SAGAPUSH"},
-    {Opcode::SagaPop, 46, "SAGAPOP"},
-    {Opcode::CompReg, 47, "COMPREG"},
-    {Opcode::CompRun, 48, "COMPRUN"},
-    {Opcode::TryPush, 49, "TRYPUSH"},
-    {Opcode::TryPop, 50, "TRYPOP"},
-    {Opcode::Raise, 51, "RAISE"},
-    {Opcode::ContinueAsNew, 52, "CONTINUEASNEW"},
-    {Opcode::Complete, 53, "COMPLETE"},
-    {Opcode::Ret, 54, "RET"},
+    {Opcode::JmpNotNull, 32, "JMPNOTNULL"},
+    {Opcode::SetVar, 33, "SETVAR"},
+    {Opcode::SetResult, 34, "SETRESULT"},
+    {Opcode::Activity, 35, "ACTIVITY"},
+    {Opcode::Timer, 36, "TIMER"},
+    {Opcode::TimerUntil, 37, "TIMERUNTIL"},
+    {Opcode::WaitSignal, 38, "WAITSIGNAL"},
+    {Opcode::WaitEvent, 39, "WAITEVENT"},
+    {Opcode::Child, 40, "CHILD"},
+    {Opcode::Decided, 41, "DECIDED"},
+    {Opcode::Parallel, 42, "PARALLEL"},
+    {Opcode::Foreach, 43, "FOREACH"},
+    {Opcode::SagaPush, 44, "SAGAPUSH"},
+    {Opcode::SagaPop, 45, "SAGAPOP"},
+    {Opcode::CompReg, 46, "COMPREG"},
+    {Opcode::CompRun, 47, "COMPRUN"},
+    {Opcode::TryPush, 48, "TRYPUSH"},
+    {Opcode::TryPop, 49, "TRYPOP"},
+    {Opcode::Raise, 50, "RAISE"},
+    {Opcode::ContinueAsNew, 51, "CONTINUEASNEW"},
+    {Opcode::Complete, 52, "COMPLETE"},
+    {Opcode::Ret, 53, "RET"},
 };
 
 std::vector<Opcode> allOpcodes() {
@@ -118,6 +117,8 @@ TEST_CASE("numbers past the list are not opcodes") {
   CHECK_FALSE(opcodeFromNumber(UINT32_MAX).has_value());
   CHECK_FALSE(opcodeFromMnemonic("ret").has_value());
   CHECK_FALSE(opcodeFromMnemonic("").has_value());
+  // Removed before the first release (docs/kbc-format.md); its number now belongs to JMPNOTNULL.
+  CHECK_FALSE(opcodeFromMnemonic("JMPIFNULL").has_value());
 }
 
 TEST_CASE("state roots, block kinds and value tags keep their persisted numbers") {

@@ -240,15 +240,12 @@ void MachineState::execute(Fiber &fiber) {
       }
       break;
     }
-    case Opcode::JmpIfNull:
-    case Opcode::JmpNotNull: {
-      bool isNull = reg(fiber, a).isNull();
-      if (isNull == (instruction.opcode == Opcode::JmpIfNull)) {
+    case Opcode::JmpNotNull:
+      if (!reg(fiber, a).isNull()) {
         fiber.pc = b;
         continue;
       }
       break;
-    }
 
     case Opcode::SetVar:
       writeVar(fiber.scope, module->constant(ConstIndex{a}).asString(), reg(fiber, b));
