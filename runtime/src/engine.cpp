@@ -129,7 +129,25 @@ Engine::Impl::Impl(Store &store, ActivityRegistry &activities, Clock &clock,
 Engine::Engine(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options)
     : impl_(std::make_unique<Impl>(store, activities, clock, std::move(options))) {}
 
-Engine::~Engine() { impl_->executor.shutdown(); }
+Engine::~Engine() {
+  impl_->executor.shutdown();
+  // Hand the runs back at once rather than making another process wait out the leases.
+  std::vector<std::string> held;
+  for (const auto &[runId, run] : impl_->runs) {
+    held.push_back(runId);
+  }
+  if (!held.empty()) {
+    (void)impl_->store.write([&](Transaction &tx) -> StoreStatus {
+      for (const std::string &runId : held) {
+        auto released = tx.releaseLease(runId, impl_->options.owner);
+        if (!released.ok()) {
+          return std::move(released).error();
+        }
+      }
+      return {};
+    });
+  }
+}
 
 Result<std::string> Engine::addModule(const vm::Module &module) {
   std::vector<uint8_t> bytes = vm::writeModule(module);

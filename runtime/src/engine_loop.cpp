@@ -29,8 +29,8 @@ Result<bool> Engine::Impl::step() {
     }
     progressed = true;
   }
-  for (auto stage : {&Impl::drainOutcomes, &Impl::drainInboxes, &Impl::fireTimers,
-                     &Impl::matchEvents, &Impl::startTasks, &Impl::adoptRuns}) {
+  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes,
+                     &Impl::fireTimers, &Impl::matchEvents, &Impl::startTasks}) {
     Result<bool> result = (this->*stage)();
     if (!result.ok()) {
       return result;

@@ -10,7 +10,8 @@ using namespace kotoba::compiler;
 
 namespace {
 
-const std::string samplePath = KOTOBA_SOURCE_DIR "/samples/order_processing/order_processing.kotoba";
+const std::string samplePath =
+    KOTOBA_SOURCE_DIR "/tests/compiler/check/order-processing-sample.kotoba";
 
 struct Checked {
   Compilation compilation;
