@@ -71,8 +71,7 @@ struct ListOptions {
 [[nodiscard]] int signalCommand(const GlobalOptions &global, const SignalOptions &options);
 [[nodiscard]] int emitCommand(const GlobalOptions &global, const EmitOptions &options);
 [[nodiscard]] int cancelCommand(const GlobalOptions &global, const std::string &runId);
-[[nodiscard]] int terminateCommand(const GlobalOptions &global,
-                                   const TerminateOptions &options);
+[[nodiscard]] int terminateCommand(const GlobalOptions &global, const TerminateOptions &options);
 
 [[nodiscard]] int listCommand(const GlobalOptions &global, const ListOptions &options);
 [[nodiscard]] int showCommand(const GlobalOptions &global, const std::string &runId);

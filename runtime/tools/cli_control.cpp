@@ -20,8 +20,8 @@ CliResult<EngineSession> controlSession(const GlobalOptions &global, const std::
     return store.failure();
   }
   if (!store.value()) {
-    return usageFailure("no run has id '" + runId + "': there is no store at '" +
-                        global.dbPath + "'");
+    return usageFailure("no run has id '" + runId + "': there is no store at '" + global.dbPath +
+                        "'");
   }
   return startControlEngine(std::move(store).value());
 }
@@ -103,11 +103,8 @@ int emitCommand(const GlobalOptions &global, const EmitOptions &options) {
   if (!store.ok()) {
     return report(store.failure());
   }
-  CliResult<EngineSession> session = startControlEngine(std::move(store).value());
-  if (!session.ok()) {
-    return report(session.failure());
-  }
-  Result<int64_t> eventId = session.value().engine->emit(options.type, payload.value());
+  EngineSession session = startControlEngine(std::move(store).value());
+  Result<int64_t> eventId = session.engine->emit(options.type, payload.value());
   if (!eventId.ok()) {
     Failure failure = engineFailure(eventId.error(), ExitCode::Usage);
     failure.message = "cannot emit '" + options.type + "': " + failure.message;

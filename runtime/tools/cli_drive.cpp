@@ -9,6 +9,7 @@
 
 #include "kotoba/vm/json.h"
 
+#include <cassert>
 #include <cstdlib>
 #include <iostream>
 
@@ -93,12 +94,11 @@ int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome, bool i
     return static_cast<int>(ExitCode::RunFailed);
   }
   case RunStatus::Blocked: {
-    WorkflowError error = outcome.error.value_or(
-        makeError("Blocked", "the engine gave no reason"));
+    WorkflowError error = outcome.error.value_or(makeError("Blocked", "the engine gave no reason"));
     Failure failure = engineFailure(error, ExitCode::StoreError);
     bool namesRun = failure.message.find(outcome.runId) != std::string::npos;
-    failure.message = (namesRun ? "BLOCKED: " : "run " + outcome.runId + " is BLOCKED: ") +
-                      failure.message;
+    failure.message =
+        (namesRun ? "BLOCKED: " : "run " + outcome.runId + " is BLOCKED: ") + failure.message;
     failure.notes.push_back("fix the cause, then `kotoba-vm resume " + outcome.runId + "`");
     if (global.json) {
       json.set("error", error.toValue());
@@ -125,6 +125,8 @@ int reportOutcome(const GlobalOptions &global, const RunOutcome &outcome, bool i
          "`kotoba-vm resume " + outcome.runId + "`");
     return static_cast<int>(ExitCode::Completed);
   }
+  // Every status is handled above; only a value outside the enum gets here.
+  assert(false && "reportOutcome: a run status outside RunStatus");
   return static_cast<int>(ExitCode::StoreError);
 }
 
@@ -154,10 +156,9 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
     }
     signals.push_back(std::move(signal).value());
   }
-  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
-      makeActivities(options.engine);
-  if (!bindingCheck.ok()) {
-    return report(bindingCheck.failure());
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> activities = makeActivities(options.engine);
+  if (!activities.ok()) {
+    return report(activities.failure());
   }
   CliResult<LoadedWorkflowModule> loaded = loadWorkflowModule(options.file);
   if (!loaded.ok()) {
@@ -174,12 +175,9 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
   if (!store.ok()) {
     return report(store.failure());
   }
-  CliResult<EngineSession> session = startEngine(std::move(store).value(), options.engine,
-                                                 loaded.value().baseDirectory);
-  if (!session.ok()) {
-    return report(session.failure());
-  }
-  runtime::Engine &engine = *session.value().engine;
+  EngineSession session = startEngine(std::move(store).value(), std::move(activities).value(),
+                                      options.engine, loaded.value().baseDirectory);
+  runtime::Engine &engine = *session.engine;
   stopOnInterrupt(watcher, engine);
 
   Result<std::string> moduleHash = engine.addModule(loaded.value().module);
@@ -216,10 +214,9 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
 }
 
 int resumeCommand(const GlobalOptions &global, const ResumeOptions &options) {
-  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
-      makeActivities(options.engine);
-  if (!bindingCheck.ok()) {
-    return report(bindingCheck.failure());
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> activities = makeActivities(options.engine);
+  if (!activities.ok()) {
+    return report(activities.failure());
   }
   InterruptWatcher watcher;
   CliResult<std::unique_ptr<runtime::Store>> store = openExistingStore(global);
@@ -268,20 +265,16 @@ int resumeCommand(const GlobalOptions &global, const ResumeOptions &options) {
 
   std::string baseDirectory =
       options.baseDirectory.empty() ? currentDirectory() : absoluteDirectory(options.baseDirectory);
-  CliResult<EngineSession> session =
-      startEngine(std::move(store).value(), options.engine, baseDirectory);
-  if (!session.ok()) {
-    return report(session.failure());
-  }
-  stopOnInterrupt(watcher, *session.value().engine);
-  return driveToEnd(global, *session.value().engine, options.runId, watcher);
+  EngineSession session = startEngine(std::move(store).value(), std::move(activities).value(),
+                                      options.engine, baseDirectory);
+  stopOnInterrupt(watcher, *session.engine);
+  return driveToEnd(global, *session.engine, options.runId, watcher);
 }
 
 int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
-  CliResult<std::unique_ptr<runtime::ActivityRegistry>> bindingCheck =
-      makeActivities(options.engine);
-  if (!bindingCheck.ok()) {
-    return report(bindingCheck.failure());
+  CliResult<std::unique_ptr<runtime::ActivityRegistry>> activities = makeActivities(options.engine);
+  if (!activities.ok()) {
+    return report(activities.failure());
   }
   InterruptWatcher watcher;
   CliResult<std::unique_ptr<runtime::Store>> store = openStore(global);
@@ -290,12 +283,9 @@ int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
   }
   std::string baseDirectory =
       options.baseDirectory.empty() ? currentDirectory() : absoluteDirectory(options.baseDirectory);
-  CliResult<EngineSession> session =
-      startEngine(std::move(store).value(), options.engine, baseDirectory);
-  if (!session.ok()) {
-    return report(session.failure());
-  }
-  runtime::Engine &engine = *session.value().engine;
+  EngineSession session = startEngine(std::move(store).value(), std::move(activities).value(),
+                                      options.engine, baseDirectory);
+  runtime::Engine &engine = *session.engine;
   watcher.onInterrupt([&engine](int count) {
     if (count == 1) {
       note("stopping the worker (Ctrl-C again to exit at once)");
@@ -315,12 +305,10 @@ int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
   runtime::RunQuery query;
   query.status = RunStatus::Running;
   runtime::StoreResult<std::vector<runtime::RunRecord>> waiting =
-      session.value().store->query(
-          [&](const runtime::StoreReader &reader) { return reader.runs(query); });
+      session.store->query([&](const runtime::StoreReader &reader) { return reader.runs(query); });
   query.status = RunStatus::Blocked;
   runtime::StoreResult<std::vector<runtime::RunRecord>> blocked =
-      session.value().store->query(
-          [&](const runtime::StoreReader &reader) { return reader.runs(query); });
+      session.store->query([&](const runtime::StoreReader &reader) { return reader.runs(query); });
   if (!waiting.ok() || !blocked.ok()) {
     return report(storeFailure(!waiting.ok() ? waiting.error() : blocked.error()));
   }

@@ -29,9 +29,8 @@ std::string ownerName() {
 // is destroyed: from then on nothing in this process works on those runs.
 void releaseLeases(runtime::Store &store, const std::string &owner) {
   runtime::StoreStatus released = store.write([&](runtime::Transaction &tx) {
-    for (runtime::RunStatus status :
-         {runtime::RunStatus::Running, runtime::RunStatus::Compensating,
-          runtime::RunStatus::Blocked}) {
+    for (runtime::RunStatus status : {runtime::RunStatus::Running, runtime::RunStatus::Compensating,
+                                      runtime::RunStatus::Blocked}) {
       runtime::RunQuery query;
       query.status = status;
       query.limit = 1'000'000;
@@ -76,8 +75,8 @@ CliResult<std::unique_ptr<runtime::ActivityRegistry>> makeActivities(const Engin
     if (!binding.ok()) {
       return usageFailure(binding.error().message);
     }
-    std::optional<WorkflowError> problem = activities->bindImplementation(
-        binding.value().name, binding.value().implementation, here);
+    std::optional<WorkflowError> problem =
+        activities->bindImplementation(binding.value().name, binding.value().implementation, here);
     if (problem) {
       return usageFailure("--bind " + option + ": " + problem->message);
     }
@@ -85,16 +84,12 @@ CliResult<std::unique_ptr<runtime::ActivityRegistry>> makeActivities(const Engin
   return activities;
 }
 
-CliResult<EngineSession> startEngine(std::unique_ptr<runtime::Store> store,
-                                     const EngineSetup &setup,
-                                     const std::string &baseDirectory) {
-  CliResult<std::unique_ptr<runtime::ActivityRegistry>> activities = makeActivities(setup);
-  if (!activities.ok()) {
-    return activities.failure();
-  }
+EngineSession startEngine(std::unique_ptr<runtime::Store> store,
+                          std::unique_ptr<runtime::ActivityRegistry> activities,
+                          const EngineSetup &setup, const std::string &baseDirectory) {
   EngineSession session;
   session.store = std::move(store);
-  session.activities = std::move(activities).value();
+  session.activities = std::move(activities);
   if (setup.clock == "virtual") {
     session.clock = std::make_unique<runtime::VirtualClock>();
   } else {
@@ -102,15 +97,16 @@ CliResult<EngineSession> startEngine(std::unique_ptr<runtime::Store> store,
   }
   runtime::EngineOptions options;
   options.owner = ownerName();
-  session.owner = options.owner;
   options.baseDirectory = baseDirectory;
+  session.owner = options.owner;
   session.engine = std::make_unique<runtime::Engine>(*session.store, *session.activities,
                                                      *session.clock, options);
   return session;
 }
 
-CliResult<EngineSession> startControlEngine(std::unique_ptr<runtime::Store> store) {
-  return startEngine(std::move(store), EngineSetup{}, currentDirectory());
+EngineSession startControlEngine(std::unique_ptr<runtime::Store> store) {
+  auto activities = std::make_unique<runtime::ActivityRegistry>();
+  return startEngine(std::move(store), std::move(activities), EngineSetup{}, currentDirectory());
 }
 
 } // namespace kotoba::cli

@@ -41,14 +41,14 @@ struct EngineSession {
 [[nodiscard]] CliResult<std::unique_ptr<runtime::ActivityRegistry>>
 makeActivities(const EngineSetup &setup);
 
-// Builds the session over an open store. `baseDirectory` is where relative paths in the
-// modules' activity declarations resolve from.
-[[nodiscard]] CliResult<EngineSession> startEngine(std::unique_ptr<runtime::Store> store,
-                                                   const EngineSetup &setup,
-                                                   const std::string &baseDirectory);
+// Builds the session over an open store and the activities makeActivities made.
+// `baseDirectory` is where relative paths in the modules' activity declarations resolve from.
+[[nodiscard]] EngineSession startEngine(std::unique_ptr<runtime::Store> store,
+                                        std::unique_ptr<runtime::ActivityRegistry> activities,
+                                        const EngineSetup &setup, const std::string &baseDirectory);
 
 // The engine for commands that only hand it an outside input (signal, cancel, emit, ...):
 // no bindings, a real clock.
-[[nodiscard]] CliResult<EngineSession> startControlEngine(std::unique_ptr<runtime::Store> store);
+[[nodiscard]] EngineSession startControlEngine(std::unique_ptr<runtime::Store> store);
 
 } // namespace kotoba::cli

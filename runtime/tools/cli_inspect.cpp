@@ -67,10 +67,9 @@ CliResult<RunStatus> parseStatus(const std::string &text) {
     return *status;
   }
   std::string known;
-  for (RunStatus status :
-       {RunStatus::Running, RunStatus::Compensating, RunStatus::Completed, RunStatus::Failed,
-        RunStatus::Cancelled, RunStatus::TimedOut, RunStatus::Terminated,
-        RunStatus::ContinuedAsNew, RunStatus::Blocked}) {
+  for (RunStatus status : {RunStatus::Running, RunStatus::Compensating, RunStatus::Completed,
+                           RunStatus::Failed, RunStatus::Cancelled, RunStatus::TimedOut,
+                           RunStatus::Terminated, RunStatus::ContinuedAsNew, RunStatus::Blocked}) {
     known += (known.empty() ? "" : ", ") + std::string(runtime::runStatusName(status));
   }
   return usageFailure("--status " + text + ": no such status; use one of " + known);
@@ -140,12 +139,11 @@ std::vector<OpenWait> openWaits(const std::vector<EventRecord> &events) {
       const Value *kind = field(event.payload, "kind");
       const Value *name = field(event.payload, "name");
       const Value *timeout = field(event.payload, "timeout_at_ms");
-      if (commandId == nullptr || !commandId->isInt() || kind == nullptr ||
-          !kind->isString() || name == nullptr || !name->isString()) {
+      if (commandId == nullptr || !commandId->isInt() || kind == nullptr || !kind->isString() ||
+          name == nullptr || !name->isString()) {
         continue;
       }
-      OpenWait wait{event.stepId, kind->asString(), name->asString(), std::nullopt,
-                    event.timeMs};
+      OpenWait wait{event.stepId, kind->asString(), name->asString(), std::nullopt, event.timeMs};
       if (timeout != nullptr && timeout->isInt()) {
         wait.timeoutAtMs = timeout->asInt();
       }
@@ -189,8 +187,8 @@ CliResult<T> readRun(const GlobalOptions &global, const std::string &runId, Read
     return store.failure();
   }
   if (!store.value()) {
-    return usageFailure("no run has id '" + runId + "': there is no store at '" +
-                        global.dbPath + "'");
+    return usageFailure("no run has id '" + runId + "': there is no store at '" + global.dbPath +
+                        "'");
   }
   std::optional<T> found;
   runtime::StoreStatus status =
@@ -367,12 +365,12 @@ void printDetails(const RunDetails &details) {
     row("waits for", text);
   }
   for (const runtime::TimerRecord &timer : details.timers) {
-    row("timer", std::string(runtime::timerKindName(timer.kind)) + " fires " +
-                     formatTime(timer.fireMs));
+    row("timer",
+        std::string(runtime::timerKindName(timer.kind)) + " fires " + formatTime(timer.fireMs));
   }
   for (const runtime::TaskRecord &task : details.tasks) {
-    std::string text = task.activity + " (step " + task.stepId + ", attempt " +
-                       std::to_string(task.attempt) + ")";
+    std::string text =
+        task.activity + " (step " + task.stepId + ", attempt " + std::to_string(task.attempt) + ")";
     text += task.owner ? " running in " + *task.owner : " due " + formatTime(task.dueMs);
     row("task", text);
   }
@@ -436,8 +434,7 @@ int listCommand(const GlobalOptions &global, const ListOptions &options) {
   rows.push_back({"RUN", "WORKFLOW", "STATUS", "CREATED", "FINISHED"});
   for (const RunRecord &run : runs) {
     rows.push_back({run.id, run.workflowId, std::string(runtime::runStatusName(run.status)),
-                    formatTime(run.createdMs),
-                    run.finishedMs ? formatTime(*run.finishedMs) : "-"});
+                    formatTime(run.createdMs), run.finishedMs ? formatTime(*run.finishedMs) : "-"});
   }
   printTable(rows);
   return static_cast<int>(ExitCode::Completed);
@@ -458,9 +455,8 @@ int showCommand(const GlobalOptions &global, const std::string &runId) {
 
 int historyCommand(const GlobalOptions &global, const std::string &runId) {
   CliResult<std::vector<EventRecord>> events = readRun<std::vector<EventRecord>>(
-      global, runId, [](const runtime::StoreReader &reader, RunRecord run) {
-        return reader.events(run.id);
-      });
+      global, runId,
+      [](const runtime::StoreReader &reader, RunRecord run) { return reader.events(run.id); });
   if (!events.ok()) {
     return report(events.failure());
   }

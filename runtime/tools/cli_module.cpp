@@ -52,8 +52,8 @@ CliResult<vm::Module> readModuleFile(const std::string &path) {
     return usageFailure("cannot read '" + path + "'");
   }
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  vm::ModuleResult<vm::LoadedModule> loaded = vm::loadModule(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  vm::ModuleResult<vm::LoadedModule> loaded = vm::loadModule(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
   if (!loaded.ok()) {
     Failure failure{ExitCode::CompileError, "'" + path + "' is not a valid module", {}};
     for (const vm::ModuleError &error : loaded.errors()) {

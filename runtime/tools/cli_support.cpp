@@ -22,8 +22,8 @@ Failure usageFailure(std::string message) {
 
 Failure storeFailure(const runtime::StoreError &error) {
   // A run or row the user named that is not there is their mistake, not a broken store.
-  ExitCode code = error.kind == runtime::StoreErrorKind::NotFound ? ExitCode::Usage
-                                                                  : ExitCode::StoreError;
+  ExitCode code =
+      error.kind == runtime::StoreErrorKind::NotFound ? ExitCode::Usage : ExitCode::StoreError;
   return Failure{code, error.message, {}};
 }
 

@@ -14,19 +14,22 @@ namespace {
 
 using kotoba::cli::ExitCode;
 
-constexpr const char *kFooter = R"(exit codes: 0 completed, 1 the run failed, was cancelled or timed out,
-2 usage or input error, 3 compile error, 4 store error, 5 non-determinism
-docs/cli.md has the full reference)";
+constexpr const char *kFooter =
+    "exit codes: 0 completed, 1 the run failed, was cancelled or timed out,\n"
+    "2 usage or input error, 3 compile error, 4 store error, 5 non-determinism\n"
+    "docs/cli.md has the full reference";
 
 // --bind and --clock, for the commands that run activities.
 void addEngineOptions(CLI::App *command, kotoba::cli::EngineSetup &setup) {
   // One value per occurrence, so `--bind a=process:./a FILE` leaves FILE alone.
-  command->add_option("--bind", setup.bindings,
-                      "bind an activity: NAME=process:PATH [ARGS...] or NAME=http:URL "
-                      "(repeatable)")
+  command
+      ->add_option("--bind", setup.bindings,
+                   "bind an activity: NAME=process:PATH [ARGS...] or NAME=http:URL "
+                   "(repeatable)")
       ->allow_extra_args(false);
-  command->add_option("--clock", setup.clock,
-                      "real (default) or virtual: timers fire as soon as the engine is idle")
+  command
+      ->add_option("--clock", setup.clock,
+                   "real (default) or virtual: timers fire as soon as the engine is idle")
       ->check(CLI::IsMember({"real", "virtual"}));
 }
 
@@ -47,14 +50,14 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"full", "normal", "batch"}));
 
   kotoba::cli::RunOptions run;
-  CLI::App *runApp = app.add_subcommand(
-      "run", "start a workflow and drive it to its end; print its outputs");
-  runApp->add_option("file", run.file, "a .kotoba file (compiled in memory) or a .kbc")
-      ->required();
+  CLI::App *runApp =
+      app.add_subcommand("run", "start a workflow and drive it to its end; print its outputs");
+  runApp->add_option("file", run.file, "a .kotoba file (compiled in memory) or a .kbc")->required();
   runApp->add_option("--workflow", run.workflowId, "the workflow to run (default: entry)");
   runApp->add_option("--input", run.input, "the inputs: a JSON object, or @FILE.json");
-  runApp->add_option("--signal", run.signals,
-                     "deliver a signal with the start: NAME=JSON (repeatable)")
+  runApp
+      ->add_option("--signal", run.signals,
+                   "deliver a signal with the start: NAME=JSON (repeatable)")
       ->allow_extra_args(false);
   runApp->add_flag("--detach", run.detach, "print the run id and return at once");
   addEngineOptions(runApp, run.engine);
@@ -63,9 +66,9 @@ int main(int argc, char **argv) {
   CLI::App *workerApp =
       app.add_subcommand("worker", "drive every run, timer and task in the store");
   workerApp->add_flag("--until-idle", worker.untilIdle,
-                          "exit once every run has ended or waits for a signal or event");
+                      "exit once every run has ended or waits for a signal or event");
   workerApp->add_option("--base-dir", worker.baseDirectory,
-                            "resolve relative activity paths here (default: current dir)");
+                        "resolve relative activity paths here (default: current dir)");
   addEngineOptions(workerApp, worker.engine);
 
   kotoba::cli::ResumeOptions resume;
@@ -73,7 +76,7 @@ int main(int argc, char **argv) {
       "resume", "drive an unfinished run (or a BLOCKED one after a fix) to its end");
   resumeApp->add_option("run", resume.runId, "the run id")->required();
   resumeApp->add_option("--base-dir", resume.baseDirectory,
-                            "resolve relative activity paths here (default: current dir)");
+                        "resolve relative activity paths here (default: current dir)");
   addEngineOptions(resumeApp, resume.engine);
 
   kotoba::cli::SignalOptions signal;
@@ -89,8 +92,7 @@ int main(int argc, char **argv) {
   emitApp->add_option("payload", emit.payload, "JSON (default null), or @FILE.json");
 
   std::string cancelRun;
-  CLI::App *cancelApp =
-      app.add_subcommand("cancel", "ask a run to cancel; its sagas compensate");
+  CLI::App *cancelApp = app.add_subcommand("cancel", "ask a run to cancel; its sagas compensate");
   cancelApp->add_option("run", cancelRun, "the run id")->required();
 
   kotoba::cli::TerminateOptions terminate;
