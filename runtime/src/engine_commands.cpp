@@ -55,11 +55,17 @@ StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
     update.status = storeStatus(status);
     write.update = update;
   }
+  // A checkpoint, when one is due, commits with the events it covers (engine_checkpoint.cpp).
+  std::shared_ptr<CheckpointPlan> checkpoint = planCheckpoint(run, write);
   StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
     if (!write.events.empty()) {
       auto appended = tx.appendEvents(runId, write.events);
       if (!appended.ok()) {
         return std::move(appended).error();
+      }
+      StoreStatus checkpointed = writeCheckpoint(tx, *checkpoint, appended.value());
+      if (!checkpointed.ok()) {
+        return checkpointed;
       }
     }
     if (write.update) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kotoba/runtime/engine.h"
+#include "kotoba/runtime/replay.h"
 #include "kotoba/vm/descriptors.h"
 
 #include <atomic>
@@ -12,15 +13,8 @@
 
 namespace kotoba::runtime {
 
-// What the engine remembers about one command of a loaded run.
-struct CommandInfo {
-  vm::CommandKind kind = vm::CommandKind::ScheduleActivity;
-  std::string step;
-  std::string name;
-  Value descriptor;
-  int64_t issuedMs = 0;
-  std::string childRunId; // StartChild
-};
+// CommandInfo, what the engine remembers about one command of a loaded run, is in replay.h:
+// replay rebuilds it and checkpoints store it.
 
 struct LoadedRun {
   RunRecord record;
@@ -29,6 +23,10 @@ struct LoadedRun {
   std::unique_ptr<vm::Machine> machine;
   std::map<vm::CommandId, CommandInfo> commands;
   int64_t leaseExpiryMs = 0;
+  // The seq of the last event the machine has seen (-1: unknown, no checkpoints until the
+  // run is loaded again), and of its latest checkpoint (engine_checkpoint.cpp).
+  int64_t coveredSeq = 0;
+  int64_t checkpointSeq = 0;
 };
 
 // One store transaction being assembled: a run's new events and the other writes that must
@@ -39,6 +37,8 @@ struct PendingWrite {
   std::vector<std::function<void()>> afterCommit;
   std::optional<RunUpdate> update;
 };
+
+struct CheckpointPlan;
 
 struct Engine::Impl {
   Impl(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options);
@@ -67,6 +67,14 @@ struct Engine::Impl {
                                               std::optional<std::string> parentRunId,
                                               std::optional<int64_t> parentCommandId,
                                               int64_t nowMs);
+
+  // ---- engine_checkpoint.cpp ----
+  // Decides, before a commit of the run's events, whether it writes a checkpoint.
+  [[nodiscard]] std::shared_ptr<CheckpointPlan> planCheckpoint(LoadedRun &run,
+                                                               PendingWrite &write);
+  // Inside the commit's transaction, after the events were appended.
+  [[nodiscard]] StoreStatus writeCheckpoint(Transaction &tx, CheckpointPlan &plan,
+                                            const AppendedEvents &appended);
 
   // ---- engine_loop.cpp ----
   Result<bool> step();

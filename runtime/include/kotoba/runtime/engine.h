@@ -43,6 +43,12 @@ struct EngineOptions {
   size_t executorThreads = 0;
   // Relative paths in activity implementations resolve against this directory.
   std::string baseDirectory;
+  // Checkpoints (docs/durability.md): one after this many events since a run's last one,
+  // and one whenever a commit leaves a run waiting only for timers, signals or events.
+  // 0 turns checkpoints off.
+  size_t checkpointEvery = 100;
+  // How many of each run's newest checkpoints are kept (at least 1); older ones are pruned.
+  size_t checkpointsKept = 3;
 };
 
 struct StartRequest {
