@@ -25,42 +25,12 @@ std::string ownerName() {
   return fmt::format("kotoba-vm/{}/{}/{}", host, ::getpid(), startedMs);
 }
 
-// Gives back every lease `owner` holds on a run that has not ended. Only after the engine
-// is destroyed: from then on nothing in this process works on those runs.
-void releaseLeases(runtime::Store &store, const std::string &owner) {
-  runtime::StoreStatus released = store.write([&](runtime::Transaction &tx) {
-    for (runtime::RunStatus status : {runtime::RunStatus::Running, runtime::RunStatus::Compensating,
-                                      runtime::RunStatus::Blocked}) {
-      runtime::RunQuery query;
-      query.status = status;
-      query.limit = 1'000'000;
-      runtime::StoreResult<std::vector<runtime::RunRecord>> runs = tx.runs(query);
-      if (!runs.ok()) {
-        return runtime::StoreStatus(runs.error());
-      }
-      for (const runtime::RunRecord &run : runs.value()) {
-        runtime::StoreResult<bool> done = tx.releaseLease(run.id, owner);
-        if (!done.ok()) {
-          return runtime::StoreStatus(done.error());
-        }
-      }
-    }
-    return runtime::StoreStatus();
-  });
-  if (!released.ok()) {
-    // Nothing is lost: the leases expire on their own, and another process takes over then.
-    note("could not release this process's run leases: " + released.error().message);
-  }
-}
-
 } // namespace
 
 EngineSession::~EngineSession() {
-  bool worked = engine != nullptr;
+  // The engine first: it stops its activity threads and gives back its run leases, so that
+  // another process can take the runs over at once, while the store is still open.
   engine.reset();
-  if (worked && store) {
-    releaseLeases(*store, owner);
-  }
   clock.reset();
   activities.reset();
   store.reset();
@@ -98,7 +68,6 @@ EngineSession startEngine(std::unique_ptr<runtime::Store> store,
   runtime::EngineOptions options;
   options.owner = ownerName();
   options.baseDirectory = baseDirectory;
-  session.owner = options.owner;
   session.engine = std::make_unique<runtime::Engine>(*session.store, *session.activities,
                                                      *session.clock, options);
   return session;

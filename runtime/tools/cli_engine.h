@@ -1,12 +1,6 @@
 // One engine for one kotoba-vm command: the store, the activity registry with the built-in
 // helpers and the --bind entries, the clock, and the Engine over them, built in that order
 // and torn down in reverse (the engine first, so nothing it runs outlives what it uses).
-//
-// A kotoba-vm process is short-lived, and the engine keeps the lease of every run it has
-// loaded until the run ends. A lease left behind by a process that has exited would keep
-// every other process (the `worker` after a `run --detach`, the next `worker --until-idle`)
-// away from the run until it expired, so the session gives this process's leases back once
-// its engine is gone. TODO(#4): the Engine could release its leases itself when destroyed.
 #pragma once
 
 #include "cli_commands.h"
@@ -23,8 +17,6 @@
 namespace kotoba::cli {
 
 struct EngineSession {
-  // The lease owner this process's engine works as.
-  std::string owner;
   std::unique_ptr<runtime::Store> store;
   std::unique_ptr<runtime::ActivityRegistry> activities;
   std::unique_ptr<runtime::Clock> clock;

@@ -672,6 +672,37 @@ def test_order_processing_sample_fails_and_compensates_when_payment_fails(sandbo
     check("CompensationStarted" in types and types[-1] == "WorkflowFailed", types)
 
 
+def copy_sample_directory(sandbox):
+    """The sample as shipped, with its own process activities (activities/shop.py), in a
+    subdirectory: its relative paths resolve against the workflow file's directory, not
+    the directory kotoba-vm runs in."""
+    source = os.path.join(sandbox.config.source_dir, "samples", "order_processing")
+    target = os.path.join(sandbox.dir, "sample")
+    shutil.copytree(source, target)
+    return "sample/order_processing.kotoba"
+
+
+def test_shipped_order_sample_runs_with_its_own_activities(sandbox):
+    file = copy_sample_directory(sandbox)
+    result = sandbox.vm("run", file, "--clock", "virtual", "--input",
+                        "@sample/inputs/order.json")
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"processed": True, "confirmationId": "conf_A-1001"},
+          result.describe())
+    # shop.py writes into the engine's working directory, where the activity runs.
+    with open(os.path.join(sandbox.dir, "receipt-A-1001.txt")) as receipt:
+        check(receipt.read() == "Order A-1001 confirmed for 42.5\n", "wrong receipt")
+
+    result = sandbox.vm("--json", "run", file, "--clock", "virtual", "--input",
+                        "@sample/inputs/declined.json")
+    result.expect(EXIT_RUN_FAILED).expect_stderr(r"PaymentDeclined: card declined")
+    check(result.json()["error"]["type"] == "PaymentDeclined", result.describe())
+    check(os.path.exists(os.path.join(sandbox.dir, "failure-A-1002.txt")),
+          "the saga's compensation did not notify")
+    check(not os.path.exists(os.path.join(sandbox.dir, "receipt-A-1002.txt")),
+          "a declined order was confirmed")
+
+
 # --- the runner ------------------------------------------------------------------------
 
 
