@@ -233,6 +233,21 @@ def test_failing_activity_exits_1_with_the_error_on_stderr(sandbox):
           result.describe())
 
 
+def test_a_child_failure_carries_the_child_in_its_chain(sandbox):
+    file = sandbox.workflow("nested.kotoba")
+    result = sandbox.vm("run", file, "--input", '{"sku": "tea"}')
+    result.expect(EXIT_RUN_FAILED, stdout_empty=True)
+    result.expect_stderr(r"OutOfStock: no tea left", r'details: \{"sku":"tea"\}',
+                         r"chain: check_stock")
+    result = sandbox.vm("--json", "run", file, "--input", '{"sku": "mug"}')
+    result.expect(EXIT_RUN_FAILED)
+    body = result.json()
+    check(body["error"]["chain"] == ["check_stock"], result.describe())
+    parent = show(sandbox, body["run_id"])
+    check([(c["workflow_id"], c["status"]) for c in parent["children"]] ==
+          [("check_stock", "FAILED")], parent)
+
+
 def test_retryable_failures_are_retried_before_the_run_fails(sandbox):
     file = sandbox.workflow("greet.kotoba")
     bindings = [sandbox.activity("make_greeting", result="{'text': 'hi'}"),
