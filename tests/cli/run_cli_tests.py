@@ -338,6 +338,14 @@ def test_virtual_clock_finishes_a_30_day_timer_at_once(sandbox):
     check(29.99 < days < 30.01, f"the timer fired after {days} virtual days")
 
 
+def test_a_workflow_timeout_exits_1_with_timed_out(sandbox):
+    file = sandbox.workflow("deadline.kotoba")
+    result = sandbox.vm("--json", "run", file, "--clock", "virtual")
+    result.expect(EXIT_RUN_FAILED).expect_stderr(r"TIMED_OUT")
+    check(result.json()["status"] == "TIMED_OUT", result.describe())
+    check(result.elapsed < 1.0, f"a one-hour virtual timeout took {result.elapsed:.2f}s")
+
+
 def test_detached_run_is_completed_by_signal_and_worker(sandbox):
     file = sandbox.workflow("approval.kotoba")
     prepare = sandbox.activity("prepare", result="{'ok': True}")
