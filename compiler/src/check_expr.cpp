@@ -182,8 +182,9 @@ Expr *Checker::templateString(const Node *node, WorkflowScope &scope) {
         where.begin.offset = node->range.begin.offset + 1 + static_cast<uint32_t>(i);
         where.end = node->range.begin.offset + 1 + static_cast<uint32_t>(j);
       }
-      error(DiagnosticKind::InvalidTemplate, where, "empty '${}' in a template; put an "
-                                                    "expression inside or remove it");
+      error(DiagnosticKind::InvalidTemplate, where,
+            "empty '${}' in a template; put an "
+            "expression inside or remove it");
       i = j;
       continue;
     }
@@ -287,8 +288,8 @@ void Checker::checkPathRoot(const Node *node, WorkflowScope &scope) {
   if (root == nullptr) {
     return; // $[expr] or $[*]: nothing to check statically
   }
-  bool isLocal = std::find(scope.localNames.begin(), scope.localNames.end(), *root) !=
-                 scope.localNames.end();
+  bool isLocal =
+      std::find(scope.localNames.begin(), scope.localNames.end(), *root) != scope.localNames.end();
   std::vector<std::string> candidates = rootNames();
   candidates.insert(candidates.end(), scope.localNames.begin(), scope.localNames.end());
   bool isRoot = std::find(rootNames().begin(), rootNames().end(), *root) != rootNames().end();

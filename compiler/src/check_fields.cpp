@@ -321,8 +321,7 @@ std::optional<int64_t> Checker::durationOf(const Node *node, std::string_view co
   }
   Result<int64_t> parsed = parseDurationMs(node->text);
   if (!parsed.ok()) {
-    error(DiagnosticKind::InvalidDuration, node->range,
-          parsed.error().message);
+    error(DiagnosticKind::InvalidDuration, node->range, parsed.error().message);
     return std::nullopt;
   }
   return parsed.value();
@@ -330,9 +329,9 @@ std::optional<int64_t> Checker::durationOf(const Node *node, std::string_view co
 
 std::optional<RetryPolicySpec> Checker::retryPolicy(const Node *node) {
   if (node->kind != NodeKind::Object) {
-    error(DiagnosticKind::WrongType, node->range,
-          fmt::format("'retry_policy' must be an object, found {}",
-                      nodeKindDescription(node->kind)));
+    error(
+        DiagnosticKind::WrongType, node->range,
+        fmt::format("'retry_policy' must be an object, found {}", nodeKindDescription(node->kind)));
     return std::nullopt;
   }
   std::optional<Value> source = constant(node, "'retry_policy'");

@@ -25,8 +25,7 @@ std::string resolveImport(const std::string &importingFile, const std::string &i
 
 } // namespace
 
-bool checkProgram(Compilation &compilation, const std::string &path,
-                  const CheckOptions &options) {
+bool checkProgram(Compilation &compilation, const std::string &path, const CheckOptions &options) {
   std::string message;
   std::optional<FileId> file = compilation.sources.loadFile(path, message);
   if (!file) {
@@ -155,10 +154,10 @@ void Checker::checkFile(FileId file, const Node *root, bool isRoot) {
   fields.reportUnknown();
   if (isRoot) {
     rootRange_ = SourceRange{root->range.begin, root->range.begin.offset + 1};
-    rootHasWorkflow_ = fields.has("workflow") ||
-                       (fields.has("workflows") &&
-                        fields.find("workflows")->value->kind == NodeKind::Array &&
-                        !fields.find("workflows")->value->children.empty());
+    rootHasWorkflow_ =
+        fields.has("workflow") ||
+        (fields.has("workflows") && fields.find("workflows")->value->kind == NodeKind::Array &&
+         !fields.find("workflows")->value->children.empty());
     if (!found.empty()) {
       rootEntry_ = found.front()->id;
     }
@@ -265,9 +264,9 @@ std::vector<Param> Checker::params(const Node *node, std::string_view context, b
       param.defaultValue = constant(defaultValue->value, "a default value");
       if (param.defaultValue && !param.defaultValue->isNull() && type) {
         if (std::optional<std::string> mismatch = checkParamType(*param.defaultValue, *type)) {
-          error(DiagnosticKind::WrongType, defaultValue->value->range,
-                fmt::format("the default value does not match type '{}': {}", param.type,
-                            *mismatch));
+          error(
+              DiagnosticKind::WrongType, defaultValue->value->range,
+              fmt::format("the default value does not match type '{}': {}", param.type, *mismatch));
         }
       }
     }

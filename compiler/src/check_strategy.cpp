@@ -14,7 +14,7 @@ namespace {
 
 const std::vector<std::string> &opNames() {
   static const std::vector<std::string> names = {
-      "activity", "seq",     "parallel", "decision", "wait", "saga", "subworkflow",
+      "activity",     "seq", "parallel", "decision", "wait", "saga", "subworkflow",
       "sub_workflow", "set", "foreach",  "loop",     "try",  "fail", "continue_as_new"};
   return names;
 }
@@ -50,8 +50,9 @@ std::vector<std::string> fieldsOf(StrategyOp op) {
   std::vector<std::string> own;
   switch (op) {
   case StrategyOp::Activity:
-    own = {"activity_ref", "input_mapping", "output_mapping", "timeout",
-           "schedule_to_close_timeout", "retry_policy", "compensate", "compensate_on"};
+    own = {
+        "activity_ref", "input_mapping", "output_mapping", "timeout", "schedule_to_close_timeout",
+        "retry_policy", "compensate",    "compensate_on"};
     break;
   case StrategyOp::Seq:
     own = {"strategies"};
@@ -205,7 +206,8 @@ Strategy *Checker::strategy(const Node *node, WorkflowScope &scope, bool default
     }
     break;
   case StrategyOp::Foreach:
-    foreach (*step, fields, scope);
+    foreach (*step, fields, scope)
+      ;
     break;
   case StrategyOp::Loop:
     if (const ObjectMember *condition = fields.require("while")) {
@@ -377,8 +379,8 @@ void Checker::parallel(Strategy &step, FieldReader &fields, WorkflowScope &scope
   }
   if (std::optional<std::string> mode =
           fields.choice("completion_condition", {"all", "any", "at_least", "all_settled"})) {
-    step.completion = *mode == "any"        ? CompletionMode::Any
-                      : *mode == "at_least" ? CompletionMode::AtLeast
+    step.completion = *mode == "any"           ? CompletionMode::Any
+                      : *mode == "at_least"    ? CompletionMode::AtLeast
                       : *mode == "all_settled" ? CompletionMode::AllSettled
                                                : CompletionMode::All;
   }
@@ -428,9 +430,9 @@ void Checker::decision(Strategy &step, FieldReader &fields, WorkflowScope &scope
           }
         }
         if (constantCondition && !constantCondition->isBool()) {
-          error(DiagnosticKind::WrongType, value->range,
-                fmt::format("a condition must be boolean, found {}",
-                            constantCondition->kindName()));
+          error(
+              DiagnosticKind::WrongType, value->range,
+              fmt::format("a condition must be boolean, found {}", constantCondition->kindName()));
           constantCondition.reset();
         } else if (constantCondition && !alwaysTaken && !constantCondition->asBool()) {
           warning(DiagnosticKind::UnreachableBranch, value->range,
@@ -488,8 +490,9 @@ void Checker::wait(Strategy &step, FieldReader &fields, WorkflowScope &scope) {
   if (fields.has("timer")) {
     step.waitKind = WaitKind::Timer;
     step.duration = evaluated(fields.find("timer")->value, scope);
-    if (fields.find("timer")->value->kind == NodeKind::String && step.duration->kind ==
-        Expr::Kind::Syntax && step.duration->syntax->kind == NodeKind::String) {
+    if (fields.find("timer")->value->kind == NodeKind::String &&
+        step.duration->kind == Expr::Kind::Syntax &&
+        step.duration->syntax->kind == NodeKind::String) {
       (void)durationOf(fields.find("timer")->value, "timer");
     }
   } else if (fields.has("signal")) {
@@ -508,11 +511,10 @@ void Checker::wait(Strategy &step, FieldReader &fields, WorkflowScope &scope) {
             "'condition' must be an object such as { type: \"timer\", duration: \"PT10S\" }");
       return;
     }
-    FieldReader conditionFields(*this, condition, "the wait condition",
-                                {"type", "duration", "until", "signal_name", "event_type",
-                                 "filter"});
-    std::optional<std::string> type =
-        conditionFields.choice("type", {"timer", "signal", "event"});
+    FieldReader conditionFields(
+        *this, condition, "the wait condition",
+        {"type", "duration", "until", "signal_name", "event_type", "filter"});
+    std::optional<std::string> type = conditionFields.choice("type", {"timer", "signal", "event"});
     if (!conditionFields.has("type")) {
       conditionFields.require("type");
     }
@@ -525,8 +527,9 @@ void Checker::wait(Strategy &step, FieldReader &fields, WorkflowScope &scope) {
               "a timer needs exactly one of 'duration' and 'until'");
       } else if (duration != nullptr) {
         step.duration = evaluated(duration->value, scope);
-        if (duration->value->kind == NodeKind::String && step.duration->kind ==
-            Expr::Kind::Syntax && step.duration->syntax->kind == NodeKind::String) {
+        if (duration->value->kind == NodeKind::String &&
+            step.duration->kind == Expr::Kind::Syntax &&
+            step.duration->syntax->kind == NodeKind::String) {
           (void)durationOf(duration->value, "duration");
         }
       } else {
@@ -581,14 +584,14 @@ void Checker::saga(Strategy &step, FieldReader &fields, WorkflowScope &scope) {
   }
 }
 
-void Checker::foreach (Strategy &step, FieldReader &fields, WorkflowScope &scope) {
+void Checker::foreach (Strategy &step, FieldReader & fields, WorkflowScope & scope) {
   if (const ObjectMember *items = fields.require("items")) {
     step.items = evaluated(items->value, scope);
   }
   for (const char *key : {"as", "at"}) {
     if (std::optional<std::string> name = fields.string(key)) {
       bool valid = isIdentifierLike(*name) && name->find_first_of(".-") == std::string::npos;
-      static const std::vector<std::string> roots = {"inputs", "vars",   "results", "signals",
+      static const std::vector<std::string> roots = {"inputs", "vars",  "results", "signals",
                                                      "events", "error", "result",  "run"};
       if (!valid) {
         error(DiagnosticKind::InvalidId, fields.find(key)->value->range,
@@ -609,8 +612,8 @@ void Checker::foreach (Strategy &step, FieldReader &fields, WorkflowScope &scope
       step.maxConcurrency = *limit;
     }
   }
-  if (std::optional<std::string> mode = fields.choice("completion_condition", {"all",
-                                                                               "all_settled"})) {
+  if (std::optional<std::string> mode =
+          fields.choice("completion_condition", {"all", "all_settled"})) {
     step.completion = *mode == "all_settled" ? CompletionMode::AllSettled : CompletionMode::All;
   }
   scope.localNames.push_back(step.itemName);
@@ -659,10 +662,9 @@ void Checker::tryCatch(Strategy &step, FieldReader &fields, WorkflowScope &scope
     }
   }
   step.finally = childStrategy(fields, "finally", scope, /*required=*/false);
-  if (step.catches.empty() && step.finally == nullptr && fields.node()->member("catch") ==
-                                                            nullptr) {
-    error(DiagnosticKind::MissingField, step.range,
-          "a try needs 'catch' or 'finally' (or both)");
+  if (step.catches.empty() && step.finally == nullptr &&
+      fields.node()->member("catch") == nullptr) {
+    error(DiagnosticKind::MissingField, step.range, "a try needs 'catch' or 'finally' (or both)");
   }
 }
 

@@ -121,15 +121,14 @@ private:
   void crossCheck();
   void warnUnmappedOutputs(const Workflow &workflow, const WorkflowScope &scope);
 
-  Strategy *newStrategy(const Node *node, FieldReader &fields, StrategyOp op,
-                        WorkflowScope &scope);
+  Strategy *newStrategy(const Node *node, FieldReader &fields, StrategyOp op, WorkflowScope &scope);
   void activity(Strategy &step, FieldReader &fields, WorkflowScope &scope);
   void parallel(Strategy &step, FieldReader &fields, WorkflowScope &scope);
   void decision(Strategy &step, FieldReader &fields, WorkflowScope &scope);
   void predicateCase(DecisionCase &decisionCase, const std::string &name, WorkflowScope &scope);
   void wait(Strategy &step, FieldReader &fields, WorkflowScope &scope);
   void saga(Strategy &step, FieldReader &fields, WorkflowScope &scope);
-  void foreach (Strategy &step, FieldReader &fields, WorkflowScope &scope);
+  void foreach (Strategy &step, FieldReader & fields, WorkflowScope & scope);
   void tryCatch(Strategy &step, FieldReader &fields, WorkflowScope &scope);
   void recordStepId(Strategy &step, SourceRange range, WorkflowScope &scope);
   Strategy *childStrategy(const FieldReader &fields, std::string_view key, WorkflowScope &scope,

@@ -453,7 +453,7 @@ void Generator::path(const Node *syntax, Reg target, Opcode opcode) {
       start = 1;
     } else {
       // `$` itself, or `$[expr]`: the whole state as one object.
-      static const char *const wholeState[] = {"inputs", "vars", "results",
+      static const char *const wholeState[] = {"inputs",  "vars",   "results",
                                                "signals", "events", "run"};
       Reg first = allocate(6);
       Array keys;
@@ -462,8 +462,7 @@ void Generator::path(const Node *syntax, Reg target, Opcode opcode) {
         emit(Opcode::Root, {Reg{first.index + i}, roots[i].second}, syntax->range);
       }
       emit(Opcode::NewObject,
-           {target, first, Operand::immediate(6), constant(Value(std::move(keys)))},
-           syntax->range);
+           {target, first, Operand::immediate(6), constant(Value(std::move(keys)))}, syntax->range);
     }
   } else {
     node(base, target);
@@ -556,7 +555,8 @@ void Generator::strategy(const Strategy *step, Reg target) {
     break;
   }
   case StrategyOp::Foreach:
-    foreach (*step, target);
+    foreach (*step, target)
+      ;
     break;
   case StrategyOp::Loop:
     loop(*step, target);
@@ -614,9 +614,9 @@ void Generator::activityCall(const Strategy &step, Reg input, Reg target, bool c
   vm::ActivityCallDescriptor descriptor;
   descriptor.activity = step.activityRef;
   descriptor.step = step.stepId;
-  descriptor.timeoutMs = step.timeoutMs.value_or(
-      declaration != nullptr && declaration->timeoutMs ? *declaration->timeoutMs
-                                                       : defaultActivityTimeoutMs);
+  descriptor.timeoutMs = step.timeoutMs.value_or(declaration != nullptr && declaration->timeoutMs
+                                                     ? *declaration->timeoutMs
+                                                     : defaultActivityTimeoutMs);
   descriptor.scheduleToCloseMs = step.scheduleToCloseMs;
   RetryPolicy policy = compensation ? defaultCompensationRetryPolicy() : RetryPolicy();
   if (step.retryPolicy) {
@@ -637,10 +637,9 @@ void Generator::activity(const Strategy &step, Reg target) {
   } else {
     // Registered even when the activity fails: catch everything, register, re-raise.
     Reg error = allocate();
-    CodeIndex push = emit(Opcode::TryPush,
-                          {Operand::unresolvedJump(), error,
-                           constant(vm::errorTypesToValue({"*"}))},
-                          step.range);
+    CodeIndex push = emit(
+        Opcode::TryPush, {Operand::unresolvedJump(), error, constant(vm::errorTypesToValue({"*"}))},
+        step.range);
     activityCall(step, input, target, /*compensation=*/false);
     emit(Opcode::TryPop, {}, step.range);
     registerCompensation(step, target);
@@ -796,16 +795,15 @@ void Generator::wait(const Strategy &step, Reg target) {
     break;
   }
   case WaitKind::Signal: {
-    vm::SignalDescriptor descriptor{
-        step.signalName, step.explicitStepId ? step.stepId : syntheticStep("signal"),
-        step.timeoutMs};
+    vm::SignalDescriptor descriptor{step.signalName,
+                                    step.explicitStepId ? step.stepId : syntheticStep("signal"),
+                                    step.timeoutMs};
     emit(Opcode::WaitSignal, {target, constant(descriptor.toValue())}, step.range);
     break;
   }
   case WaitKind::Event: {
     vm::EventDescriptor descriptor{
-        step.eventType, step.explicitStepId ? step.stepId : syntheticStep("event"),
-        step.timeoutMs};
+        step.eventType, step.explicitStepId ? step.stepId : syntheticStep("event"), step.timeoutMs};
     auto count = static_cast<uint32_t>(step.filter.size());
     Reg first = allocate(count);
     Array keys;
@@ -814,8 +812,7 @@ void Generator::wait(const Strategy &step, Reg target) {
       expr(step.filter[i].value, Reg{first.index + i});
     }
     emit(Opcode::NewObject,
-         {operand, first, Operand::immediate(count), constant(Value(std::move(keys)))},
-         step.range);
+         {operand, first, Operand::immediate(count), constant(Value(std::move(keys)))}, step.range);
     emit(Opcode::WaitEvent, {target, operand, constant(descriptor.toValue())}, step.range);
     break;
   }
@@ -829,9 +826,9 @@ void Generator::saga(const Strategy &step, Reg target) {
                                                 : vm::CompensationPolicy::Reverse;
   descriptor.onFailure = step.stopOnCompensationFailure ? vm::CompensationFailureMode::Stop
                                                         : vm::CompensationFailureMode::Continue;
-  CodeIndex push = emit(Opcode::SagaPush,
-                        {Operand::unresolvedJump(), error, constant(descriptor.toValue())},
-                        step.range);
+  CodeIndex push =
+      emit(Opcode::SagaPush, {Operand::unresolvedJump(), error, constant(descriptor.toValue())},
+           step.range);
   strategy(step.mainFlow, target);
   emit(Opcode::SagaPop, {}, step.range);
   CodeIndex done = emit(Opcode::Jmp, {Operand::unresolvedJump()}, step.range);
@@ -867,9 +864,8 @@ void Generator::foreach (const Strategy &step, Reg target) {
   locals_.pop_back();
   block_ = outer;
   vm::ForeachDescriptor descriptor;
-  descriptor.mode =
-      step.completion == CompletionMode::AllSettled ? vm::ForeachMode::AllSettled
-                                                     : vm::ForeachMode::All;
+  descriptor.mode = step.completion == CompletionMode::AllSettled ? vm::ForeachMode::AllSettled
+                                                                  : vm::ForeachMode::All;
   descriptor.maxConcurrency = static_cast<uint32_t>(step.maxConcurrency);
   descriptor.item = item;
   descriptor.index = index;
@@ -886,8 +882,7 @@ void Generator::loop(const Strategy &step, Reg target) {
   CodeIndex exit = emit(Opcode::JmpIfNot, {scratch, Operand::unresolvedJump()}, step.range);
   emit(Opcode::LoadK, {scratch, constant(Value(step.maxIterations))}, step.range);
   emit(Opcode::Lt, {scratch, iterations, scratch}, step.range);
-  CodeIndex withinLimit =
-      emit(Opcode::JmpIf, {scratch, Operand::unresolvedJump()}, step.range);
+  CodeIndex withinLimit = emit(Opcode::JmpIf, {scratch, Operand::unresolvedJump()}, step.range);
   raise("LoopLimitExceeded",
         fmt::format("the loop ran {} times without its 'while' turning false; raise "
                     "'max_iterations' if that is expected",
@@ -907,10 +902,10 @@ void Generator::tryCatch(const Strategy &step, Reg target) {
   Reg error = allocate();
   CodeIndex finallyPush{0};
   if (step.finally != nullptr) {
-    finallyPush = emit(Opcode::TryPush,
-                       {Operand::unresolvedJump(), finallyError,
-                        constant(vm::errorTypesToValue({"*"}))},
-                       step.range);
+    finallyPush =
+        emit(Opcode::TryPush,
+             {Operand::unresolvedJump(), finallyError, constant(vm::errorTypesToValue({"*"}))},
+             step.range);
   }
   CodeIndex catchPush{0};
   if (!step.catches.empty()) {
@@ -922,9 +917,9 @@ void Generator::tryCatch(const Strategy &step, Reg target) {
         }
       }
     }
-    catchPush = emit(Opcode::TryPush,
-                     {Operand::unresolvedJump(), error, constant(vm::errorTypesToValue(all))},
-                     step.range);
+    catchPush =
+        emit(Opcode::TryPush,
+             {Operand::unresolvedJump(), error, constant(vm::errorTypesToValue(all))}, step.range);
   }
   strategy(step.body, target);
   std::vector<CodeIndex> toFinally;

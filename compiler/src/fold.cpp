@@ -58,8 +58,8 @@ Folded foldLogical(const Node *node) {
   if (!leftBool.ok()) {
     return Result<Value>(leftBool.error());
   }
-  bool shortCircuits = node->binaryOp == compiler::BinaryOp::Or ? leftBool.value()
-                                                                : !leftBool.value();
+  bool shortCircuits =
+      node->binaryOp == compiler::BinaryOp::Or ? leftBool.value() : !leftBool.value();
   if (shortCircuits) {
     return Result<Value>(Value(leftBool.value()));
   }
@@ -115,8 +115,8 @@ Folded foldExpression(const Node *node) {
     if (!operand || !operand->ok()) {
       return operand;
     }
-    kotoba::UnaryOp op = node->unaryOp == compiler::UnaryOp::Not ? kotoba::UnaryOp::Not
-                                                                 : kotoba::UnaryOp::Negate;
+    kotoba::UnaryOp op =
+        node->unaryOp == compiler::UnaryOp::Not ? kotoba::UnaryOp::Not : kotoba::UnaryOp::Negate;
     return applyUnary(op, operand->value());
   }
   case NodeKind::Binary: {
@@ -147,8 +147,7 @@ Folded foldExpression(const Node *node) {
   }
   case NodeKind::Call: {
     const BuiltinInfo *builtin = findBuiltin(node->text);
-    if (builtin == nullptr || !builtin->pure ||
-        !builtin->acceptsArgCount(node->children.size())) {
+    if (builtin == nullptr || !builtin->pure || !builtin->acceptsArgCount(node->children.size())) {
       return std::nullopt;
     }
     std::vector<Value> arguments;

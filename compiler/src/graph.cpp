@@ -30,8 +30,7 @@ public:
     nodes.push_back(GraphNode{shape, std::move(label)});
     return nodes.size() - 1;
   }
-  void connect(size_t from, size_t to, std::string label = {},
-               EdgeStyle style = EdgeStyle::Solid) {
+  void connect(size_t from, size_t to, std::string label = {}, EdgeStyle style = EdgeStyle::Solid) {
     edges.push_back(GraphEdge{from, to, std::move(label), style});
   }
 
@@ -213,8 +212,8 @@ std::string quoted(std::string_view text) {
 }
 
 std::string printDot(const Workflow &workflow, const Layout &layout) {
-  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n",
-                                quoted(workflow.id));
+  std::string out = fmt::format(
+      "digraph \"{}\" {{\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n", quoted(workflow.id));
   for (size_t i = 0; i < layout.nodes.size(); ++i) {
     const GraphNode &node = layout.nodes[i];
     const char *shape = "box";
@@ -304,8 +303,8 @@ std::string printMermaid(const Layout &layout) {
     if (edge.label.empty()) {
       out += fmt::format("  n{} {} n{}\n", edge.from, arrow, edge.to);
     } else {
-      out += fmt::format("  n{} {}|\"{}\"| n{}\n", edge.from, arrow, mermaidText(edge.label),
-                         edge.to);
+      out +=
+          fmt::format("  n{} {}|\"{}\"| n{}\n", edge.from, arrow, mermaidText(edge.label), edge.to);
     }
   }
   return out;

@@ -110,8 +110,8 @@ int runBuild(const std::string &file, std::string output,
   std::vector<kotoba::vm::ModuleError> problems = kotoba::vm::verifyModule(*module);
   if (!problems.empty()) {
     // The code generator made a module its own verifier rejects: a compiler bug.
-    return fail(exitCompileError, "internal error: generated module does not verify: " +
-                                      problems.front().describe());
+    return fail(exitCompileError,
+                "internal error: generated module does not verify: " + problems.front().describe());
   }
   if (output.empty()) {
     output = std::filesystem::path(file).replace_extension(".kbc").string();
@@ -130,8 +130,8 @@ int runDisassemble(const std::string &file) {
     if (!bytes) {
       return fail(exitUsage, "cannot read '" + file + "'");
     }
-    auto loaded = kotoba::vm::loadModule(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t *>(bytes->data()), bytes->size()));
+    auto loaded = kotoba::vm::loadModule(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(bytes->data()), bytes->size()));
     if (!loaded.ok()) {
       return fail(exitCompileError,
                   "'" + file + "' is not a valid module: " + loaded.errors().front().describe());

@@ -65,9 +65,9 @@ std::string defaultOwner() {
 // Every problem with a run's inputs at once, and the inputs with defaults applied.
 Result<Value> validateInputs(const vm::Workflow &workflow, const Value &given) {
   if (!given.isObject()) {
-    return makeError(error_types::InputValidationError,
-                     fmt::format("the inputs must be a JSON object, found {}",
-                                 describeValue(given)));
+    return makeError(
+        error_types::InputValidationError,
+        fmt::format("the inputs must be a JSON object, found {}", describeValue(given)));
   }
   Array problems;
   Object inputs;
@@ -86,8 +86,8 @@ Result<Value> validateInputs(const vm::Workflow &workflow, const Value &given) {
     Result<ParamType> type = parseParamType(param.type);
     if (type.ok()) {
       if (std::optional<std::string> mismatch = checkParamType(*value, type.value())) {
-        problems.push_back(Value(fmt::format("input '{}' ({}): {}", param.name, param.type,
-                                             *mismatch)));
+        problems.push_back(
+            Value(fmt::format("input '{}' ({}): {}", param.name, param.type, *mismatch)));
         continue;
       }
     }
@@ -116,11 +116,11 @@ Result<Value> validateInputs(const vm::Workflow &workflow, const Value &given) {
 
 } // namespace
 
-Engine::Impl::Impl(Store &store, ActivityRegistry &activities, Clock &clock,
-                   EngineOptions options)
+Engine::Impl::Impl(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options)
     : store(store), activities(activities), clock(clock), options(std::move(options)),
-      executor(clock, ExecutorOptions{this->options.executorThreads, 5000,
-                                      this->options.payloadLimitBytes, {}, {}}) {
+      executor(clock,
+               ExecutorOptions{
+                   this->options.executorThreads, 5000, this->options.payloadLimitBytes, {}, {}}) {
   if (this->options.owner.empty()) {
     this->options.owner = defaultOwner();
   }
@@ -175,9 +175,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
     return module.error();
   }
   const vm::Module &code = *module.value();
-  const vm::Workflow *workflow = request.workflowId.empty()
-                                     ? &code.workflows.front()
-                                     : code.findWorkflow(request.workflowId);
+  const vm::Workflow *workflow =
+      request.workflowId.empty() ? &code.workflows.front() : code.findWorkflow(request.workflowId);
   if (workflow == nullptr) {
     return makeError(engine_errors::UnknownWorkflow,
                      fmt::format("the module has no workflow '{}'", request.workflowId));
@@ -187,9 +186,9 @@ Result<std::string> Engine::start(const StartRequest &request) {
     return inputs.error();
   }
   if (toJson(inputs.value()).size() > impl.options.payloadLimitBytes) {
-    return makeError(error_types::PayloadTooLarge,
-                     fmt::format("the inputs are over the {} byte limit",
-                                 impl.options.payloadLimitBytes));
+    return makeError(
+        error_types::PayloadTooLarge,
+        fmt::format("the inputs are over the {} byte limit", impl.options.payloadLimitBytes));
   }
   // Everything the module may call must be there before the run exists.
   ModuleActivities resolved = impl.activities.resolve(code, impl.options.baseDirectory);
@@ -226,8 +225,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
   int64_t at = impl.now();
   std::optional<WorkflowError> failure;
   StoreStatus status = impl.store.write([&](Transaction &tx) -> StoreStatus {
-    auto created = impl.createRun(tx, runId, "", request.moduleHash, code, index,
-                                  inputs.value(), {}, {}, at);
+    auto created =
+        impl.createRun(tx, runId, "", request.moduleHash, code, index, inputs.value(), {}, {}, at);
     if (!created.ok()) {
       failure = created.error();
       return StoreError{StoreErrorKind::Invalid, created.error().message};
@@ -263,9 +262,8 @@ Result<RunRecord> liveRun(Store &store, const std::string &runId) {
   }
   RunRecord run = std::move(*record.value());
   if (isFinalStatus(run.status)) {
-    return makeError(engine_errors::RunFinished,
-                     fmt::format("run '{}' has already finished ({})", runId,
-                                 runStatusName(run.status)));
+    return makeError(engine_errors::RunFinished, fmt::format("run '{}' has already finished ({})",
+                                                             runId, runStatusName(run.status)));
   }
   return run;
 }
@@ -349,17 +347,21 @@ Result<int64_t> Engine::emit(const std::string &type, const Value &payloadValue)
   return id;
 }
 
-Result<bool> Engine::step() { return impl_->step(); }
+Result<bool> Engine::step() {
+  return impl_->step();
+}
 
 Result<RunOutcome> Engine::outcome(const std::string &runId) {
   std::string current = runId;
   for (int hops = 0; hops < 100000; ++hops) {
-    auto record = impl_->store.query([&](const StoreReader &reader) { return reader.run(current); });
+    auto record =
+        impl_->store.query([&](const StoreReader &reader) { return reader.run(current); });
     if (!record.ok()) {
       return storeError(record.error());
     }
     if (!record.value()) {
-      return makeError(engine_errors::RunNotFound, fmt::format("no run '{}' in the store", current));
+      return makeError(engine_errors::RunNotFound,
+                       fmt::format("no run '{}' in the store", current));
     }
     const RunRecord &run = *record.value();
     if (run.status == RunStatus::ContinuedAsNew) {

@@ -32,7 +32,9 @@ NewEvent commandEvent(const LoadedRun &run, EventType type, const vm::Command &c
   return event;
 }
 
-size_t payloadSize(const Value &value) { return toJson(value).size(); }
+size_t payloadSize(const Value &value) {
+  return toJson(value).size();
+}
 
 } // namespace
 
@@ -99,12 +101,10 @@ StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
 
 Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &runId,
                                             const std::string &chainId,
-                                            const std::string &moduleHash,
-                                            const vm::Module &module, uint32_t workflowIndex,
-                                            const Value &inputs,
+                                            const std::string &moduleHash, const vm::Module &module,
+                                            uint32_t workflowIndex, const Value &inputs,
                                             std::optional<std::string> parentRunId,
-                                            std::optional<int64_t> parentCommandId,
-                                            int64_t nowMs) {
+                                            std::optional<int64_t> parentCommandId, int64_t nowMs) {
   const vm::Workflow &workflow = module.workflows[workflowIndex];
   NewRun run;
   run.id = runId;
@@ -125,12 +125,12 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
   NewEvent started;
   started.type = EventType::WorkflowStarted;
   started.timeMs = nowMs;
-  started.payload = Value(payload({{"workflow_id", Value(workflow.id)},
-                                   {"workflow_version", Value(workflow.version)},
-                                   {"module_hash", Value(moduleHash)},
-                                   {"inputs", inputs},
-                                   {"parent_run_id", run.parentRunId ? Value(*run.parentRunId)
-                                                                     : Value()}}));
+  started.payload =
+      Value(payload({{"workflow_id", Value(workflow.id)},
+                     {"workflow_version", Value(workflow.version)},
+                     {"module_hash", Value(moduleHash)},
+                     {"inputs", inputs},
+                     {"parent_run_id", run.parentRunId ? Value(*run.parentRunId) : Value()}}));
   auto appended = tx.appendEvents(runId, std::span<const NewEvent>(&started, 1));
   if (!appended.ok()) {
     return storeError(appended.error());
@@ -171,23 +171,22 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
     case vm::CommandKind::ScheduleActivity: {
       size_t size = payloadSize(command.value);
       bool tooLarge = size > options.payloadLimitBytes;
-      write.events.push_back(commandEvent(
-          run, EventType::ActivityScheduled, command,
-          payload({{"name", Value(command.name)},
-                   {"input", tooLarge ? Value() : command.value},
-                   {"attempt", Value(int64_t{1})}}),
-          at));
+      write.events.push_back(commandEvent(run, EventType::ActivityScheduled, command,
+                                          payload({{"name", Value(command.name)},
+                                                   {"input", tooLarge ? Value() : command.value},
+                                                   {"attempt", Value(int64_t{1})}}),
+                                          at));
       if (tooLarge) {
         // Nothing over the limit is written: the step fails instead, for good.
-        WorkflowError error = makeError(
-            error_types::PayloadTooLarge,
-            fmt::format("the input of activity '{}' is {} bytes, over the {} byte limit",
-                        command.name, size, options.payloadLimitBytes));
-        write.events.push_back(commandEvent(
-            run, EventType::ActivityFailed, command,
-            payload({{"attempt", Value(int64_t{1})}, {"error", error.toValue()},
-                     {"will_retry", Value(false)}}),
-            at));
+        WorkflowError error =
+            makeError(error_types::PayloadTooLarge,
+                      fmt::format("the input of activity '{}' is {} bytes, over the {} byte limit",
+                                  command.name, size, options.payloadLimitBytes));
+        write.events.push_back(commandEvent(run, EventType::ActivityFailed, command,
+                                            payload({{"attempt", Value(int64_t{1})},
+                                                     {"error", error.toValue()},
+                                                     {"will_retry", Value(false)}}),
+                                            at));
         vm::Input input;
         input.kind = vm::InputKind::ActivityResolved;
         input.id = command.id;
@@ -212,8 +211,7 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
     }
     case vm::CommandKind::StartTimer: {
       write.events.push_back(commandEvent(run, EventType::TimerStarted, command,
-                                          payload({{"fire_at_ms", Value(*command.fireAtMs)}}),
-                                          at));
+                                          payload({{"fire_at_ms", Value(*command.fireAtMs)}}), at));
       TimerRecord timer{runId, static_cast<int64_t>(command.id), TimerKind::Timer,
                         *command.fireAtMs, at};
       write.writes.push_back([timer](Transaction &tx) { return tx.addTimer(timer); });
@@ -222,10 +220,10 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
     case vm::CommandKind::WaitSignal:
     case vm::CommandKind::WaitEvent: {
       bool isSignal = command.kind == vm::CommandKind::WaitSignal;
-      Object fields = payload({{"kind", Value(isSignal ? "signal" : "event")},
-                               {"name", Value(command.name)},
-                               {"timeout_at_ms", command.timeoutAtMs ? Value(*command.timeoutAtMs)
-                                                                     : Value()}});
+      Object fields =
+          payload({{"kind", Value(isSignal ? "signal" : "event")},
+                   {"name", Value(command.name)},
+                   {"timeout_at_ms", command.timeoutAtMs ? Value(*command.timeoutAtMs) : Value()}});
       if (!isSignal) {
         fields.set("filter", command.value);
       }
@@ -244,11 +242,11 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
     case vm::CommandKind::StartChild: {
       std::string childId = fmt::format("{}.{}", runId, command.id);
       run.commands[command.id].childRunId = childId;
-      write.events.push_back(commandEvent(
-          run, EventType::ChildWorkflowStarted, command,
-          payload({{"name", Value(command.name)}, {"child_run_id", Value(childId)},
-                   {"input", command.value}}),
-          at));
+      write.events.push_back(commandEvent(run, EventType::ChildWorkflowStarted, command,
+                                          payload({{"name", Value(command.name)},
+                                                   {"child_run_id", Value(childId)},
+                                                   {"input", command.value}}),
+                                          at));
       const vm::Workflow *child = run.module->findWorkflow(command.name);
       uint32_t childIndex = static_cast<uint32_t>(child - run.module->workflows.data());
       std::string moduleHash = run.record.moduleHash;
@@ -278,9 +276,9 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
         state.set("inputs", run.record.inputs);
         answer = predicate->second(Value(std::move(state)));
       }
-      write.events.push_back(commandEvent(
-          run, EventType::PredicateEvaluated, command,
-          payload({{"name", Value(command.name)}, {"value", Value(answer)}}), at));
+      write.events.push_back(
+          commandEvent(run, EventType::PredicateEvaluated, command,
+                       payload({{"name", Value(command.name)}, {"value", Value(answer)}}), at));
       vm::Input input;
       input.kind = vm::InputKind::PredicateAnswered;
       input.id = command.id;
@@ -366,9 +364,9 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       std::optional<WorkflowError> failure = command.error;
       if (command.kind == vm::CommandKind::Complete) {
         if (payloadSize(command.value) > options.payloadLimitBytes) {
-          failure = makeError(error_types::PayloadTooLarge,
-                              fmt::format("the outputs are over the {} byte limit",
-                                          options.payloadLimitBytes));
+          failure = makeError(
+              error_types::PayloadTooLarge,
+              fmt::format("the outputs are over the {} byte limit", options.payloadLimitBytes));
           type = EventType::WorkflowFailed;
           update.status = RunStatus::Failed;
           fields.set("error", failure->toValue());
@@ -390,8 +388,7 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
         auto carried = run.machine->bufferedSignals();
         write.writes.push_back([this, next, chain, moduleHash, module, index, inputs, carried,
                                 at](Transaction &tx) -> StoreStatus {
-          auto created =
-              createRun(tx, next, chain, moduleHash, *module, index, inputs, {}, {}, at);
+          auto created = createRun(tx, next, chain, moduleHash, *module, index, inputs, {}, {}, at);
           if (!created.ok()) {
             return StoreError{StoreErrorKind::Invalid, created.error().message};
           }
@@ -431,9 +428,8 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
           reportFields.set("outputs", command.value);
         } else {
           report.type = EventType::ChildWorkflowFailed;
-          WorkflowError error = failure ? *failure
-                                        : makeError("ContinuedAsNew",
-                                                    "the child continued as new");
+          WorkflowError error =
+              failure ? *failure : makeError("ContinuedAsNew", "the child continued as new");
           error.chain.push_back(run.record.workflowId);
           reportFields.set("error", error.toValue());
         }

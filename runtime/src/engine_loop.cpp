@@ -29,8 +29,8 @@ Result<bool> Engine::Impl::step() {
     }
     progressed = true;
   }
-  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes,
-                     &Impl::fireTimers, &Impl::matchEvents, &Impl::startTasks}) {
+  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes, &Impl::fireTimers,
+                     &Impl::matchEvents, &Impl::startTasks}) {
     Result<bool> result = (this->*stage)();
     if (!result.ok()) {
       return result;
@@ -89,9 +89,10 @@ Result<bool> Engine::Impl::drainOutcomes() {
     started.type = EventType::ActivityStarted;
     started.timeMs = outcome.startedAtMs.value_or(outcome.scheduledAtMs);
     started.stepId = info->second.step;
-    started.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
-                                     {"attempt", Value(attempt)},
-                                     {"idempotency_key", Value(idempotencyKey(outcome.identity))}}));
+    started.payload =
+        Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
+                       {"attempt", Value(attempt)},
+                       {"idempotency_key", Value(idempotencyKey(outcome.identity))}}));
 
     PendingWrite write;
     write.events.push_back(std::move(started));
@@ -104,8 +105,8 @@ Result<bool> Engine::Impl::drainOutcomes() {
     event.stepId = info->second.step;
     if (outcome.status == AttemptStatus::Cancelled) {
       event.type = EventType::ActivityCancelled;
-      event.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
-                                     {"attempt", Value(attempt)}}));
+      event.payload = Value(payload(
+          {{"command_id", Value(static_cast<int64_t>(commandId))}, {"attempt", Value(attempt)}}));
       write.writes.push_back(removeTask);
       StoreStatus status = deliver(*run, std::move(event), std::nullopt, std::move(write));
       if (!status.ok()) {
@@ -136,7 +137,7 @@ Result<bool> Engine::Impl::drainOutcomes() {
       decision = decideRetry(call.value(), attempt, failure, at, info->second.issuedMs, runId);
     }
     event.type = outcome.status == AttemptStatus::TimedOut ? EventType::ActivityTimedOut
-                                                            : EventType::ActivityFailed;
+                                                           : EventType::ActivityFailed;
     Object fields = payload({{"command_id", Value(static_cast<int64_t>(commandId))},
                              {"attempt", Value(attempt)},
                              {"error", failure.toValue()},
@@ -155,13 +156,14 @@ Result<bool> Engine::Impl::drainOutcomes() {
       task.commandId = static_cast<int64_t>(commandId);
       task.stepId = info->second.step;
       task.activity = info->second.name;
-      auto scheduled = store.query(
-          [&](const StoreReader &reader) { return reader.task(runId, static_cast<int64_t>(commandId)); });
+      auto scheduled = store.query([&](const StoreReader &reader) {
+        return reader.task(runId, static_cast<int64_t>(commandId));
+      });
       task.input = scheduled.ok() && scheduled.value() ? scheduled.value()->input : Value();
       task.attempt = decision.nextAttempt;
       task.dueMs = decision.retryAtMs;
-      task.idempotencyKey = idempotencyKey(AttemptIdentity{runId, commandId, task.stepId,
-                                                           task.activity, task.attempt});
+      task.idempotencyKey = idempotencyKey(
+          AttemptIdentity{runId, commandId, task.stepId, task.activity, task.attempt});
       task.createdMs = at;
       write.writes.push_back([task](Transaction &tx) { return tx.addTask(task); });
       StoreStatus status = deliver(*run, std::move(event), std::nullopt, std::move(write));
@@ -183,7 +185,8 @@ Result<bool> Engine::Impl::drainOutcomes() {
 }
 
 Result<bool> Engine::Impl::drainInboxes() {
-  auto pending = store.query([&](const StoreReader &reader) { return reader.runsWithInbox(kBatchLimit); });
+  auto pending =
+      store.query([&](const StoreReader &reader) { return reader.runsWithInbox(kBatchLimit); });
   if (!pending.ok()) {
     return storeError(pending.error());
   }
@@ -221,7 +224,8 @@ Result<bool> Engine::Impl::drainInboxes() {
       switch (message.kind) {
       case InboxKind::Signal:
         event.type = EventType::SignalReceived;
-        event.payload = Value(payload({{"name", Value(message.name)}, {"payload", message.payload}}));
+        event.payload =
+            Value(payload({{"name", Value(message.name)}, {"payload", message.payload}}));
         input = vm::Input{vm::InputKind::SignalReceived, 0, message.name, message.payload, {}, 0};
         break;
       case InboxKind::Cancel:
@@ -236,10 +240,10 @@ Result<bool> Engine::Impl::drainInboxes() {
         RunUpdate update;
         update.timeMs = event.timeMs;
         update.status = RunStatus::Terminated;
-        update.error = makeError("Terminated", message.payload.isString()
-                                                   ? message.payload.asString()
-                                                   : std::string("terminated"))
-                           .toValue();
+        update.error =
+            makeError("Terminated", message.payload.isString() ? message.payload.asString()
+                                                               : std::string("terminated"))
+                .toValue();
         write.update = update;
         std::string self = runId;
         write.writes.push_back([self](Transaction &tx) -> StoreStatus {
@@ -288,7 +292,8 @@ Result<bool> Engine::Impl::drainInboxes() {
 }
 
 Result<bool> Engine::Impl::fireTimers() {
-  auto due = store.query([&](const StoreReader &reader) { return reader.dueTimers(now(), kBatchLimit); });
+  auto due =
+      store.query([&](const StoreReader &reader) { return reader.dueTimers(now(), kBatchLimit); });
   if (!due.ok()) {
     return storeError(due.error());
   }
@@ -308,8 +313,8 @@ Result<bool> Engine::Impl::fireTimers() {
     input.id = static_cast<vm::CommandId>(timer.commandId);
     auto info = run->commands.find(input.id);
     event.stepId = info != run->commands.end() ? info->second.step : std::string();
-    event.payload = Value(payload({{"command_id", Value(timer.commandId)},
-                                   {"fire_at_ms", Value(timer.fireMs)}}));
+    event.payload = Value(
+        payload({{"command_id", Value(timer.commandId)}, {"fire_at_ms", Value(timer.fireMs)}}));
     switch (timer.kind) {
     case TimerKind::Timer:
       event.type = EventType::TimerFired;
@@ -418,7 +423,8 @@ Result<bool> Engine::Impl::matchEvents() {
 }
 
 Result<bool> Engine::Impl::startTasks() {
-  auto available = store.query([&](const StoreReader &reader) { return reader.availableTasks(now(), kBatchLimit); });
+  auto available = store.query(
+      [&](const StoreReader &reader) { return reader.availableTasks(now(), kBatchLimit); });
   if (!available.ok()) {
     return storeError(available.error());
   }
@@ -431,16 +437,16 @@ Result<bool> Engine::Impl::startTasks() {
     }
     auto resolved = moduleActivities.find(run->record.moduleHash);
     if (resolved == moduleActivities.end()) {
-      resolved = moduleActivities.emplace(run->record.moduleHash,
-                                          activities.resolve(*run->module, options.baseDirectory))
+      resolved = moduleActivities
+                     .emplace(run->record.moduleHash,
+                              activities.resolve(*run->module, options.baseDirectory))
                      .first;
     }
     std::shared_ptr<Activity> activity = resolved->second.find(task.activity);
     int64_t at = now();
     bool claimed = false;
     StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
-      auto got = tx.claimTask(task.runId, task.commandId, options.owner, at,
-                              at + options.leaseMs);
+      auto got = tx.claimTask(task.runId, task.commandId, options.owner, at, at + options.leaseMs);
       if (!got.ok()) {
         return std::move(got).error();
       }
@@ -492,7 +498,8 @@ Result<bool> Engine::Impl::startTasks() {
 }
 
 Result<bool> Engine::Impl::adoptRuns() {
-  auto unowned = store.query([&](const StoreReader &reader) { return reader.unownedActiveRuns(now(), kBatchLimit); });
+  auto unowned = store.query(
+      [&](const StoreReader &reader) { return reader.unownedActiveRuns(now(), kBatchLimit); });
   if (!unowned.ok()) {
     return storeError(unowned.error());
   }
@@ -513,7 +520,8 @@ Result<bool> Engine::Impl::adoptRuns() {
 
 bool Engine::Impl::waitForWork(bool stopWhenOnlyExternal) {
   auto nextTimer = store.query([&](const StoreReader &reader) { return reader.nextTimerMs(); });
-  auto nextTask = store.query([&](const StoreReader &reader) { return reader.nextTaskAvailableMs(); });
+  auto nextTask =
+      store.query([&](const StoreReader &reader) { return reader.nextTaskAvailableMs(); });
   std::optional<int64_t> next;
   if (nextTimer.ok() && nextTimer.value()) {
     next = *nextTimer.value();

@@ -104,8 +104,17 @@ LoadedRun *Engine::Impl::load(const std::string &runId, std::optional<WorkflowEr
     update.timeMs = now();
     update.status = RunStatus::Blocked;
     update.error = blocked.toValue();
-    // BLOCKED changes the run row only: the history stays exactly as it was.
-    StoreStatus written = store.write([&](Transaction &tx) { return tx.updateRun(runId, update); });
+    // BLOCKED changes the run row only: the history stays exactly as it was. No engine works
+    // on a BLOCKED run, so the lease taken above goes back at once (or `resume --upgrade`
+    // from another process would wait for it to expire).
+    StoreStatus written = store.write([&](Transaction &tx) -> StoreStatus {
+      StoreStatus updated = tx.updateRun(runId, update);
+      if (!updated.ok()) {
+        return updated;
+      }
+      auto released = tx.releaseLease(runId, options.owner);
+      return released.ok() ? StoreStatus() : StoreStatus(std::move(released).error());
+    });
     if (!written.ok()) {
       error = storeError(written.error());
       return nullptr;

@@ -151,8 +151,12 @@ private:
         break;
       }
       case vm::CommandKind::AskPredicate:
-        queue_.push_back(vm::Input{vm::InputKind::PredicateAnswered, command.id, {},
-                                   Value(predicates[command.name]), {}, 0});
+        queue_.push_back(vm::Input{vm::InputKind::PredicateAnswered,
+                                   command.id,
+                                   {},
+                                   Value(predicates[command.name]),
+                                   {},
+                                   0});
         break;
       case vm::CommandKind::Cancel:
         cancelled_.insert(command.target);
@@ -207,8 +211,8 @@ private:
     calls.push_back(entry);
     attemptTimes.push_back(now_);
     auto script = activities.find(command.name);
-    Result<Value> outcome =
-        script != activities.end() ? script->second(command.value, attempt) : Result<Value>(command.value);
+    Result<Value> outcome = script != activities.end() ? script->second(command.value, attempt)
+                                                       : Result<Value>(command.value);
     if (!outcome.ok() && outcome.error().retryable) {
       Result<RetryPolicy> policy =
           retryPolicyFromValue(*command.descriptor.asObject().find("retry"));
@@ -217,8 +221,8 @@ private:
       for (const std::string &type : policy.value().nonRetryableErrors) {
         nonRetryable = nonRetryable || type == outcome.error().type;
       }
-      if (!nonRetryable && (!policy.value().maximumAttempts ||
-                            attempt < *policy.value().maximumAttempts)) {
+      if (!nonRetryable &&
+          (!policy.value().maximumAttempts || attempt < *policy.value().maximumAttempts)) {
         int64_t delay = delayBeforeAttempt(policy.value(), attempt + 1);
         retries_.emplace(std::make_pair(now_ + delay, command.id),
                          std::make_pair(command, attempt + 1));
@@ -283,8 +287,8 @@ private:
           if (event->first != waiting->name || !matches(waiting->value, event->second)) {
             continue;
           }
-          queue_.push_back(vm::Input{vm::InputKind::EventDelivered, waiting->id, {},
-                                     event->second, {}, 0});
+          queue_.push_back(
+              vm::Input{vm::InputKind::EventDelivered, waiting->id, {}, event->second, {}, 0});
           published.erase(event);
           delivered = true;
           break;

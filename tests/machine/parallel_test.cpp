@@ -20,7 +20,8 @@ const char *threeBranches(const char *mode) {
   static std::string text;
   text = std::string(R"({ workflow: { id: "w", outputs: [{ name: "v" }],
     output_mapping: { v: $.results.fan },
-    strategy: { op: "parallel", id: "fan", completion_condition: ")") + mode +
+    strategy: { op: "parallel", id: "fan", completion_condition: ")") +
+         mode +
          R"(", count: 2,
       branches: [
         { op: "seq", strategies: [{ op: "wait", timer: "3s" },
@@ -112,15 +113,18 @@ TEST_CASE("foreach runs the body per item in order and keeps iteration writes pr
     strategy: { op: "foreach", id: "each", items: $.inputs.items,
       body: { op: "seq", strategies: [
         { op: "set", vars: { inner: $.item } },
-        { op: "activity", activity_ref: "work", input_mapping: { item: $.vars.inner, at: $.index } },
+        { op: "activity", activity_ref: "work",
+          input_mapping: { item: $.vars.inner, at: $.index } },
       ] } } } })");
   harness.recordInputs = true;
   CHECK(harness.run(json(R"({"items": ["x", "y", "z"]})")) == RunStatus::Completed);
   CHECK(harness.calls == std::vector<std::string>{R"(work({"item":"x","at":0}))",
                                                   R"(work({"item":"y","at":1}))",
                                                   R"(work({"item":"z","at":2}))"});
-  CHECK(toJson(harness.outputs()) ==
-        R"({"values":[{"item":"x","at":0},{"item":"y","at":1},{"item":"z","at":2}],"leaked":"none"})");
+  CHECK(
+      toJson(harness.outputs()) ==
+      R"({"values":[{"item":"x","at":0},{"item":"y","at":1},{"item":"z","at":2}],)"
+      R"("leaked":"none"})");
 }
 
 TEST_CASE("foreach keeps at most max_concurrency iterations running") {

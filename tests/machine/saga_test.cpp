@@ -46,10 +46,10 @@ TEST_CASE("a failed saga compensates completed steps newest first, then runs com
   harness.activities["car"] = failing("NoCars");
   CHECK(harness.run() == RunStatus::Failed);
   // The car never completed, so it is not compensated.
-  CHECK(harness.calls == std::vector<std::string>{
-                             R"(flight({"n":1}))", R"(hotel({"n":2}))", R"(car({"n":3}))",
-                             R"(cancel_hotel({"id":2}))", R"(cancel_flight({"id":1}))",
-                             R"(notify({"why":"NoCars"}))"});
+  CHECK(harness.calls == std::vector<std::string>{R"(flight({"n":1}))", R"(hotel({"n":2}))",
+                                                  R"(car({"n":3}))", R"(cancel_hotel({"id":2}))",
+                                                  R"(cancel_flight({"id":1}))",
+                                                  R"(notify({"why":"NoCars"}))"});
   REQUIRE(harness.error().has_value());
   CHECK(harness.error()->type == "NoCars");
   CHECK(toJson(*harness.error()->extensions.find("compensation")) == R"("completed")");
@@ -64,8 +64,8 @@ TEST_CASE("a failing compensation is reported and the rest still run with contin
   CHECK(harness.calls == std::vector<std::string>{"flight", "hotel", "car", "cancel_hotel",
                                                   "cancel_flight", "notify"});
   CHECK(toJson(*harness.error()->extensions.find("compensation")) == R"("partial")");
-  CHECK(toJson(*harness.error()->extensions.find("compensation_errors"))
-            .find("HotelClosed") != std::string::npos);
+  CHECK(toJson(*harness.error()->extensions.find("compensation_errors")).find("HotelClosed") !=
+        std::string::npos);
 }
 
 TEST_CASE("stop skips the remaining compensations after one fails") {
@@ -110,12 +110,12 @@ TEST_CASE("a parallel compensation policy starts every compensation at once") {
 TEST_CASE("compensate_on attempted registers even when the step failed") {
   Harness harness(R"({ workflow: { id: "w", strategy: { op: "saga", main_flow: {
     op: "activity", activity_ref: "charge", compensate_on: "attempted",
-    compensate: { activity_ref: "refund", input_mapping: { had: $.result ?? "nothing" } } } } } })");
+    compensate: { activity_ref: "refund",
+                  input_mapping: { had: $.result ?? "nothing" } } } } } })");
   harness.recordInputs = true;
   harness.activities["charge"] = failing("Declined");
   CHECK(harness.run() == RunStatus::Failed);
-  CHECK(harness.calls ==
-        std::vector<std::string>{R"(charge({}))", R"(refund({"had":"nothing"}))"});
+  CHECK(harness.calls == std::vector<std::string>{R"(charge({}))", R"(refund({"had":"nothing"}))"});
 }
 
 TEST_CASE("a completed inner saga hands its compensations to the outer saga") {
@@ -127,8 +127,7 @@ TEST_CASE("a completed inner saga hands its compensations to the outer saga") {
       { op: "fail", error: "Later", message: "after both" },
     ] } } } })");
   CHECK(harness.run() == RunStatus::Failed);
-  CHECK(harness.calls ==
-        std::vector<std::string>{"inner", "outer", "undo_outer", "undo_inner"});
+  CHECK(harness.calls == std::vector<std::string>{"inner", "outer", "undo_outer", "undo_inner"});
   CHECK(harness.error()->type == "Later");
 }
 
@@ -141,9 +140,9 @@ TEST_CASE("each foreach iteration registers its own compensation with its own da
       { op: "fail", error: "Abort" } ] } } } })");
   harness.recordInputs = true;
   CHECK(harness.run(json(R"({"items": ["a", "b"]})")) == RunStatus::Failed);
-  CHECK(harness.calls == std::vector<std::string>{
-                             R"(reserve({"sku":"a"}))", R"(reserve({"sku":"b"}))",
-                             R"(release({"sku":"b"}))", R"(release({"sku":"a"}))"});
+  CHECK(harness.calls ==
+        std::vector<std::string>{R"(reserve({"sku":"a"}))", R"(reserve({"sku":"b"}))",
+                                 R"(release({"sku":"b"}))", R"(release({"sku":"a"}))"});
 }
 
 TEST_CASE("cancelling a run compensates its sagas and ends it Cancelled") {

@@ -60,7 +60,8 @@ TEST_CASE("?? reads optional data and type mismatches fail with ExpressionError"
 TEST_CASE("unicode payloads survive activities byte for byte") {
   Harness harness(R"({ workflow: { id: "w", inputs: [{ name: "text" }], outputs: [{ name: "echo" }],
     output_mapping: { echo: $.results.echo.text },
-    strategy: { op: "activity", activity_ref: "echo", input_mapping: { text: $.inputs.text } } } })");
+    strategy: { op: "activity", activity_ref: "echo",
+                input_mapping: { text: $.inputs.text } } } })");
   std::string text = "emoji \xF0\x9F\x98\x80 combining e\xCC\x81 nonchar \xEF\xBF\xBE";
   Object inputs;
   inputs.set("text", Value(text));

@@ -20,7 +20,9 @@ namespace {
 
 constexpr int64_t kStartMs = 1'000'000;
 
-vm::RunInfo runInfo() { return vm::RunInfo{"run-1", "1", 1, kStartMs, {}}; }
+vm::RunInfo runInfo() {
+  return vm::RunInfo{"run-1", "1", 1, kStartMs, {}};
+}
 
 // Every field of a command, so two command lists compare exactly (1 and 1.0 differ here).
 std::string commandText(const vm::Command &command) {

@@ -1,8 +1,8 @@
 // The engine end to end on a real SQLite store: runs complete through recorded history,
 // survive being reloaded by a fresh engine, refuse bad starts without writing anything, and
 // record every step as events.
-#include "kotoba/compiler/compile.h"
 #include "kotoba/compiler/codegen.h"
+#include "kotoba/compiler/compile.h"
 #include "kotoba/runtime/engine.h"
 #include "kotoba/vm/json.h"
 
@@ -40,8 +40,7 @@ struct TempStore {
   std::unique_ptr<Store> store;
   explicit TempStore(Durability durability = Durability::Normal) {
     directory = std::filesystem::temp_directory_path() /
-                ("kotoba-engine-" + std::to_string(::getpid()) + "-" +
-                 std::to_string(counter()++));
+                ("kotoba-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     std::filesystem::create_directories(directory);
     StoreOptions options;
     options.durability = durability;
@@ -132,7 +131,8 @@ TEST_CASE("a run completes through the store with every step recorded in order")
                                  "ActivityCompleted", "TimerStarted", "TimerFired",
                                  "ActivityScheduled", "ActivityStarted", "ActivityCompleted",
                                  "WorkflowCompleted"});
-  auto verified = temp.store->query([&](const StoreReader &reader) { return reader.verifyRun(runId.value()); });
+  auto verified =
+      temp.store->query([&](const StoreReader &reader) { return reader.verifyRun(runId.value()); });
   REQUIRE(verified.ok());
   CHECK_FALSE(verified.value().firstBroken.has_value());
 }
@@ -151,9 +151,8 @@ TEST_CASE("a fresh engine picks a run up from its history without repeating comp
     REQUIRE_FALSE(registry.bindFunction("confirm", [](const Value &, ActivityContext &) {
       return Result<Value>(json(R"({"text": "first engine"})"));
     }));
-    REQUIRE_FALSE(registry.bindFunction("refund", [](const Value &, ActivityContext &) {
-      return Result<Value>(Value());
-    }));
+    REQUIRE_FALSE(registry.bindFunction(
+        "refund", [](const Value &, ActivityContext &) { return Result<Value>(Value()); }));
     EngineOptions options;
     options.owner = "first";
     options.leaseMs = 1000;
@@ -178,9 +177,8 @@ TEST_CASE("a fresh engine picks a run up from its history without repeating comp
     result.set("text", Value("second engine " + input.asObject().find("charge")->asString()));
     return Result<Value>(Value(std::move(result)));
   }));
-  REQUIRE_FALSE(registry.bindFunction("refund", [](const Value &, ActivityContext &) {
-    return Result<Value>(Value());
-  }));
+  REQUIRE_FALSE(registry.bindFunction(
+      "refund", [](const Value &, ActivityContext &) { return Result<Value>(Value()); }));
   EngineOptions options;
   options.owner = "second";
   Engine engine(*temp.store, registry, clock, options);
@@ -290,7 +288,8 @@ TEST_CASE("cancel compensates and ends the run Cancelled; terminate stops it at 
   CHECK(calls == std::vector<std::string>{"charge"});
 }
 
-TEST_CASE("a child run's failure reaches the parent with its type and the child's id in the chain") {
+TEST_CASE(
+    "a child run's failure reaches the parent with its type and the child's id in the chain") {
   TempStore temp;
   VirtualClock clock;
   ActivityRegistry registry;
@@ -357,9 +356,8 @@ TEST_CASE("a changed workflow blocks a live run instead of replaying differently
   TempStore temp;
   VirtualClock clock;
   ActivityRegistry registry;
-  REQUIRE_FALSE(registry.bindFunction("a", [](const Value &, ActivityContext &) {
-    return Result<Value>(Value(1));
-  }));
+  REQUIRE_FALSE(registry.bindFunction(
+      "a", [](const Value &, ActivityContext &) { return Result<Value>(Value(1)); }));
   std::string runId;
   std::string hash;
   {
@@ -377,9 +375,8 @@ TEST_CASE("a changed workflow blocks a live run instead of replaying differently
   // Tamper: the store now holds a different module under the run's hash is not possible, so
   // replay the recorded history against a changed module by rewriting the run's module.
   ActivityRegistry changedRegistry;
-  REQUIRE_FALSE(changedRegistry.bindFunction("b", [](const Value &, ActivityContext &) {
-    return Result<Value>(Value(2));
-  }));
+  REQUIRE_FALSE(changedRegistry.bindFunction(
+      "b", [](const Value &, ActivityContext &) { return Result<Value>(Value(2)); }));
   Engine engine(*temp.store, changedRegistry, clock);
   auto changed = engine.addModule(compile(R"({ workflow: { id: "w", strategy: { op: "seq",
     strategies: [{ op: "activity", activity_ref: "b" }, { op: "wait", signal: "go" }] } } })"));

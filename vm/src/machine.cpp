@@ -255,9 +255,9 @@ std::vector<Command> Machine::apply(const Input &input) {
       return {}; // a second cancel changes nothing
     }
     bool timeout = input.kind == InputKind::TimeoutReached;
-    state.ending = makeError(timeout ? kWorkflowTimedOutError : kCancelledError,
-                             timeout ? "the workflow timeout was reached"
-                                     : "the run was cancelled");
+    state.ending =
+        makeError(timeout ? kWorkflowTimedOutError : kCancelledError,
+                  timeout ? "the workflow timeout was reached" : "the run was cancelled");
     // Every fiber waiting on a command (compensations excepted) fails with the ending error
     // at its wait; sagas catch it on the way up and compensate.
     std::vector<FiberId> waiting;
@@ -320,11 +320,11 @@ std::vector<Command> Machine::apply(const Input &input) {
   case InputKind::WaitTimedOut: {
     std::string what = waiting.kind == WaitKind::Signal ? "signal" : "event";
     fiber.command = 0;
-    state.raise(fiber, state.located(makeError(kWaitTimeoutError,
-                                               fmt::format("no {} '{}' arrived before the "
-                                                           "wait's timeout",
-                                                           what, waiting.name)),
-                                     fiber));
+    state.raise(fiber, state.located(
+                           makeError(kWaitTimeoutError, fmt::format("no {} '{}' arrived before the "
+                                                                    "wait's timeout",
+                                                                    what, waiting.name)),
+                           fiber));
     break;
   }
   case InputKind::PredicateAnswered:
@@ -348,11 +348,17 @@ std::vector<Command> Machine::apply(const Input &input) {
   return std::exchange(state.out, {});
 }
 
-RunStatus Machine::status() const { return state_->status; }
+RunStatus Machine::status() const {
+  return state_->status;
+}
 
-Value Machine::vars() const { return state_->readRoot(StateRoot::Vars, 0); }
+Value Machine::vars() const {
+  return state_->readRoot(StateRoot::Vars, 0);
+}
 
-Value Machine::results() const { return state_->readRoot(StateRoot::Results, 0); }
+Value Machine::results() const {
+  return state_->readRoot(StateRoot::Results, 0);
+}
 
 std::vector<Command> Machine::pendingCommands() const {
   std::vector<Command> commands;

@@ -202,15 +202,15 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
       }
       Object outcome;
       outcome.set("compensation", Value(failed == 0 && completed == total ? "completed"
-                                        : completed == 0 && total > 0       ? "failed"
-                                                                            : "partial"));
+                                        : completed == 0 && total > 0     ? "failed"
+                                                                          : "partial"));
       outcome.set("compensation_errors", Value(std::move(errors)));
       value = Value(std::move(outcome));
     }
   } else {
-    bool settledMode = (join.kind == JoinKind::Parallel &&
-                        join.parallelMode == ParallelMode::AllSettled) ||
-                       (join.kind == JoinKind::Foreach && join.foreachMode == ForeachMode::AllSettled);
+    bool settledMode =
+        (join.kind == JoinKind::Parallel && join.parallelMode == ParallelMode::AllSettled) ||
+        (join.kind == JoinKind::Foreach && join.foreachMode == ForeachMode::AllSettled);
     ParallelMode mode = join.kind == JoinKind::Foreach ? ParallelMode::All : join.parallelMode;
     if (settledMode) {
       if (running == 0 && pendingSlots == 0) {

@@ -23,7 +23,8 @@ Value &reg(Fiber &fiber, uint32_t index) {
 
 llvm::ArrayRef<Value> regRange(Fiber &fiber, uint32_t first, uint32_t count) {
   assert(count == 0 || first + count <= fiber.registers.size());
-  return count == 0 ? llvm::ArrayRef<Value>() : llvm::ArrayRef<Value>(&fiber.registers[first], count);
+  return count == 0 ? llvm::ArrayRef<Value>()
+                    : llvm::ArrayRef<Value>(&fiber.registers[first], count);
 }
 
 template <typename T> T decoded(Decoded<T> result) {
@@ -174,9 +175,9 @@ void MachineState::execute(Fiber &fiber) {
     case Opcode::Ge:
     case Opcode::In: {
       static constexpr BinaryOp table[] = {
-          BinaryOp::Add,  BinaryOp::Subtract,  BinaryOp::Multiply, BinaryOp::Divide,
-          BinaryOp::Remainder, BinaryOp::Equal, BinaryOp::NotEqual, BinaryOp::Less,
-          BinaryOp::LessEqual, BinaryOp::Greater, BinaryOp::GreaterEqual, BinaryOp::In};
+          BinaryOp::Add,       BinaryOp::Subtract, BinaryOp::Multiply,     BinaryOp::Divide,
+          BinaryOp::Remainder, BinaryOp::Equal,    BinaryOp::NotEqual,     BinaryOp::Less,
+          BinaryOp::LessEqual, BinaryOp::Greater,  BinaryOp::GreaterEqual, BinaryOp::In};
       size_t index = static_cast<size_t>(instruction.opcode) - static_cast<size_t>(Opcode::Add);
 
       Result<Value> value = applyBinary(table[index], reg(fiber, b), reg(fiber, c));
@@ -274,7 +275,8 @@ void MachineState::execute(Fiber &fiber) {
       const Value &when = reg(fiber, b);
       int64_t fireAt = now;
       if (instruction.opcode == Opcode::TimerUntil) {
-        std::optional<int64_t> at = when.isString() ? parseTimestamp(when.asString()) : std::nullopt;
+        std::optional<int64_t> at =
+            when.isString() ? parseTimestamp(when.asString()) : std::nullopt;
         if (!at) {
           return fail(expressionError(fmt::format(
               "a timer's 'until' must be an RFC 3339 time such as 2030-01-01T00:00:00Z, found {}",

@@ -34,7 +34,7 @@ struct CompensationRecord {
 struct Frame {
   enum class Kind : uint8_t { Try, Saga };
   Kind kind = Kind::Try;
-  uint32_t handler = 0;  // instruction index in the fiber's block
+  uint32_t handler = 0; // instruction index in the fiber's block
   uint32_t errorRegister = 0;
   uint32_t descriptor = 0; // constant: error types (try) or saga policy (saga)
   bool failed = false;     // saga: its main flow failed and the handler is running
