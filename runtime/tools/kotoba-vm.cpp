@@ -4,6 +4,7 @@
 // the store. This file only declares the command line and dispatches; each command lives in
 // a cli_*.cpp file, and docs/cli.md is the reference.
 #include "cli_commands.h"
+#include "cli_durable.h"
 #include "cli_support.h"
 
 #include <CLI/CLI.hpp>
@@ -118,6 +119,10 @@ int main(int argc, char **argv) {
       app.add_subcommand("history", "print a run's events in order (--json: as an array)");
   historyApp->add_option("run", historyRun, "the run id")->required();
 
+  // export, replay, verify, state and resume --upgrade (cli_durable.cpp).
+  kotoba::cli::DurableCommands durable;
+  kotoba::cli::addDurableCommands(app, *resumeApp, resume, durable);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &error) {
@@ -127,6 +132,9 @@ int main(int argc, char **argv) {
   global.durability =
       kotoba::runtime::durabilityFromName(durability).value_or(kotoba::runtime::Durability::Normal);
 
+  if (std::optional<int> code = kotoba::cli::runDurableCommand(global, durable)) {
+    return *code;
+  }
   if (*runApp) {
     return kotoba::cli::runCommand(global, run);
   }

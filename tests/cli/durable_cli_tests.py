@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the kotoba-vm commands about histories: export, replay, verify,
+state and resume --upgrade (docs/durability.md). Each test runs the real binaries in a
+temporary directory, with process activities it writes, and asserts the exit code and
+output of every command.
+
+    durable_cli_tests.py --bin-dir BUILD --source-dir SOURCE [-k PATTERN] [--keep]
+
+The sandbox, the activities and the result checks are those of run_cli_tests.py.
+Registered with CTest as cli/durable.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run_cli_tests as cli  # noqa: E402  (the shared sandbox and checks)
+from run_cli_tests import (EXIT_COMPLETED, EXIT_NON_DETERMINISM, EXIT_STORE,  # noqa: E402
+                           EXIT_USAGE, check)
+
+# Packs an item, cools down for an hour, then labels it.
+SHIP = """\
+{ workflow: { id: "ship", inputs: [{ name: "item", type: "string", required: true }],
+  outputs: [{ name: "label" }], output_mapping: { label: $.results.label.text },
+  strategy: { op: "seq", strategies: [
+    { op: "activity", id: "pack", activity_ref: "pack", input_mapping: { item: $.inputs.item } },
+    { op: "set", vars: { packed: true, item: $.inputs.item } },
+    { op: "wait", id: "cool_down", timer: "PT1H" },
+    { op: "activity", id: "label", activity_ref: "label",
+      input_mapping: { item: $.vars.item } } ] } } }
+"""
+
+# The same workflow with an activity inserted before the timer.
+SHIP_WEIGHED = SHIP.replace(
+    '    { op: "wait", id: "cool_down"',
+    '    { op: "activity", id: "weigh", activity_ref: "weigh" },\n'
+    '    { op: "wait", id: "cool_down"')
+
+# Prepares, then waits for an approval signal.
+APPROVAL = """\
+{ workflow: { id: "approval", outputs: [{ name: "by" }, { name: "notified" }],
+  output_mapping: { by: $.signals.approve.by, notified: $.results.notify ?? false },
+  strategy: { op: "seq", strategies: [
+    { op: "activity", id: "prepare", activity_ref: "prepare" },
+    { op: "wait", id: "approval", signal: "approve" } ] } } }
+"""
+
+# Compatible: a step added after the wait the run sits on.
+APPROVAL_NOTIFYING = APPROVAL.replace(
+    '{ op: "wait", id: "approval", signal: "approve" } ]',
+    '{ op: "wait", id: "approval", signal: "approve" },\n'
+    '    { op: "activity", id: "notify", activity_ref: "notify" } ]')
+
+# Incompatible: a step added before it.
+APPROVAL_CHECKED_FIRST = APPROVAL.replace(
+    '    { op: "wait", id: "approval"',
+    '    { op: "activity", id: "check", activity_ref: "check" },\n'
+    '    { op: "wait", id: "approval"')
+
+
+def ship_bindings(sandbox):
+    return [sandbox.activity("pack", result="{'box': 'b-' + inp['item']}"),
+            sandbox.activity("label", result="{'text': 'label for ' + inp['item']}"),
+            sandbox.activity("weigh", result="{'kg': 2}")]
+
+
+def run_ship(sandbox):
+    """Runs the shipping workflow to its end under a virtual clock; returns the run id."""
+    sandbox.write("ship.kotoba", SHIP)
+    result = sandbox.vm("--json", "run", "ship.kotoba", "--clock", "virtual", "--input",
+                        '{"item": "box"}', *ship_bindings(sandbox))
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    body = result.json()
+    check(body["outputs"] == {"label": "label for box"}, result.describe())
+    return body["run_id"]
+
+
+def seq_of(sandbox, run_id, event_type):
+    for event in cli.history(sandbox, run_id):
+        if event["type"] == event_type:
+            return event["seq"], event["tx"]
+    raise cli.TestFailure(f"run {run_id} has no {event_type}")
+
+
+# --- the tests -------------------------------------------------------------------------
+
+
+def test_export_and_replay_of_a_clean_run_pass(sandbox):
+    run_id = run_ship(sandbox)
+    sandbox.vm("export", run_id, "-o", "ship-export.json").expect(
+        EXIT_COMPLETED, stdout_empty=True).expect_stderr(r"wrote run .* \(10 events\)")
+    with open(os.path.join(sandbox.dir, "ship-export.json")) as exported:
+        body = json.load(exported)
+    check(body["kotoba_export"] == 1 and body["run"]["run_id"] == run_id and
+          len(body["events"]) == 10 and body["events"][0]["type"] == "WorkflowStarted" and
+          len(body["module_hash"]) == 64 and body["module_kbc_hex"], body.keys())
+
+    # Offline: the file alone is enough, even without the store.
+    os.remove(os.path.join(sandbox.dir, "kotoba.db"))
+    result = sandbox.vm("replay", "ship-export.json")
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    result.expect_stdout(rf"^OK: run {run_id} \(ship\) replays on module [0-9a-f]{{64}}: "
+                         r"10 events$")
+    # Against the same workflow compiled again: the same module, so the same answer.
+    sandbox.write("ship.kotoba", SHIP)
+    result = sandbox.vm("--json", "replay", "ship-export.json", "--module", "ship.kotoba")
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json()["ok"] is True and result.json()["events"] == 10, result.describe())
+
+
+def test_export_to_stdout_and_replay_of_a_run_in_the_store(sandbox):
+    run_id = run_ship(sandbox)
+    result = sandbox.vm("export", run_id).expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json()["run"]["status"] == "COMPLETED", result.describe())
+    sandbox.vm("replay", run_id).expect(EXIT_COMPLETED, stderr_empty=True).expect_stdout(r"^OK:")
+    sandbox.vm("export", "no-such-run").expect(EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"no run has id 'no-such-run'")
+    sandbox.vm("replay", "no-such-run").expect(EXIT_USAGE, stdout_empty=True)
+
+
+def test_a_changed_workflow_fails_replay_naming_the_step_and_event(sandbox):
+    run_id = run_ship(sandbox)
+    sandbox.vm("export", run_id, "-o", "ship-export.json").expect(EXIT_COMPLETED)
+    timer_seq, _ = seq_of(sandbox, run_id, "TimerStarted")
+    sandbox.write("ship-weighed.kotoba", SHIP_WEIGHED)
+
+    result = sandbox.vm("replay", "ship-export.json", "--module", "ship-weighed.kotoba")
+    result.expect(EXIT_NON_DETERMINISM, stdout_empty=True)
+    result.expect_stderr(
+        rf"run {run_id} does not replay at event {timer_seq}: the workflow now issues "
+        r"ScheduleActivity for step 'weigh' where the history has TimerStarted for step "
+        r"'cool_down'")
+
+    # The same from a built .kbc, and machine-readable with --json.
+    built = subprocess.run([sandbox.config.kotobac, "build", "ship-weighed.kotoba", "-o",
+                                "ship-weighed.kbc"], cwd=sandbox.dir, capture_output=True,
+                               text=True)
+    check(built.returncode == 0, built.stderr)
+    result = sandbox.vm("--json", "replay", "ship-export.json", "--module", "ship-weighed.kbc")
+    result.expect(EXIT_NON_DETERMINISM).expect_stderr(r"step 'weigh'")
+    body = result.json()
+    check(body["ok"] is False and body["mismatch"]["seq"] == timer_seq and
+          body["mismatch"]["step"] == "weigh", result.describe())
+
+
+def test_a_changed_export_file_is_refused(sandbox):
+    run_id = run_ship(sandbox)
+    sandbox.vm("export", run_id, "-o", "ship-export.json").expect(EXIT_COMPLETED)
+    path = os.path.join(sandbox.dir, "ship-export.json")
+    with open(path) as exported:
+        body = json.load(exported)
+    body["events"][3]["payload"]["result"]["box"] = "b-other"
+    with open(path, "w") as changed:
+        json.dump(body, changed)
+    sandbox.vm("replay", "ship-export.json").expect(EXIT_STORE, stdout_empty=True).expect_stderr(
+        r"hash chain breaks: event 4 does not match its hash")
+
+    sandbox.write("not-an-export.json", '{"kotoba_export": 1, "run": {}}')
+    sandbox.vm("replay", "not-an-export.json").expect(EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"not a kotoba-vm export: run\.run_id is missing")
+
+
+def test_verify_detects_one_changed_byte_of_an_event_payload(sandbox):
+    run_id = run_ship(sandbox)
+    result = sandbox.vm("verify", run_id).expect(EXIT_COMPLETED, stderr_empty=True)
+    result.expect_stdout(rf"^OK: run {run_id}: 10 events and \d+ checkpoints? verified")
+
+    # On a copy of the store, one byte of one payload changes.
+    shutil.copy(os.path.join(sandbox.dir, "kotoba.db"), os.path.join(sandbox.dir, "copy.db"))
+    database = sqlite3.connect(os.path.join(sandbox.dir, "copy.db"))
+    with database:
+        (payload,) = database.execute("SELECT payload FROM events WHERE run_id = ? AND seq = 4",
+                                      (run_id,)).fetchone()
+        at = payload.index("b-box") + 2
+        changed = payload[:at] + "c" + payload[at + 1:]
+        database.execute("UPDATE events SET payload = ? WHERE run_id = ? AND seq = 4",
+                         (changed, run_id))
+    database.close()
+
+    result = sandbox.vm("--db", "copy.db", "verify", run_id)
+    result.expect(EXIT_STORE, stdout_empty=True)
+    result.expect_stderr(rf"run {run_id}: the hash chain breaks at event 4: its content does "
+                         r"not match its hash")
+    body = sandbox.vm("--db", "copy.db", "--json", "verify", run_id).expect(EXIT_STORE).json()
+    check(body["ok"] is False and body["broken"] == {
+        "where": "event", "seq": 4, "reason": body["broken"]["reason"]}, body)
+    # The original is untouched.
+    sandbox.vm("verify", run_id).expect(EXIT_COMPLETED)
+    sandbox.vm("verify", "no-such-run").expect(EXIT_USAGE, stdout_empty=True)
+
+
+def test_state_at_an_earlier_event_shows_the_vars_as_they_were(sandbox):
+    run_id = run_ship(sandbox)
+    packed_seq, _ = seq_of(sandbox, run_id, "ActivityScheduled")
+    timer_seq, timer_tx = seq_of(sandbox, run_id, "TimerStarted")
+
+    before = sandbox.vm("--json", "state", run_id, "--at", str(packed_seq))
+    before = before.expect(EXIT_COMPLETED, stderr_empty=True).json()
+    check(before["seq"] == packed_seq and before["status"] == "RUNNING" and
+          before["vars"] == {} and before["results"] == {}, before)
+    check([(p["kind"], p["step_id"], p["name"]) for p in before["pending"]] ==
+          [("ScheduleActivity", "pack", "pack")], before)
+
+    waiting = sandbox.vm("--json", "state", run_id, "--at", str(timer_seq))
+    waiting = waiting.expect(EXIT_COMPLETED, stderr_empty=True).json()
+    check(waiting["vars"] == {"packed": True, "item": "box"} and
+          waiting["results"] == {"pack": {"box": "b-box"}}, waiting)
+    check([p["kind"] for p in waiting["pending"]] == ["StartTimer"] and
+          waiting["pending"][0]["fires"], waiting)
+    # The run waited on its timer there, so a checkpoint covers that event.
+    check(waiting["checkpoint_seq"] == timer_seq and waiting["events_replayed"] == 0, waiting)
+
+    # --at-tx cuts at the last event of that transaction.
+    by_tx = sandbox.vm("--json", "state", run_id, "--at-tx", str(timer_tx)).expect(
+        EXIT_COMPLETED).json()
+    check(by_tx["seq"] == timer_seq and by_tx["vars"] == waiting["vars"], by_tx)
+
+    text = sandbox.vm("state", run_id).expect(EXIT_COMPLETED, stderr_empty=True)
+    text.expect_stdout(r"status\s+COMPLETED", r'results\s+\{"pack":\{"box":"b-box"\}.*"label"')
+    sandbox.vm("state", run_id, "--at", "99").expect(EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"run .* has events 1 to 10; there is no event 99")
+    sandbox.vm("state", run_id, "--at", "1", "--at-tx", "1").expect(EXIT_USAGE)
+
+
+def test_resume_upgrade_moves_a_run_only_when_its_history_replays(sandbox):
+    sandbox.write("approval.kotoba", APPROVAL)
+    sandbox.write("approval-checked.kotoba", APPROVAL_CHECKED_FIRST)
+    sandbox.write("approval-notifying.kotoba", APPROVAL_NOTIFYING)
+    bindings = [sandbox.activity("prepare", result="{'ready': True}"),
+                sandbox.activity("check", result="True"),
+                sandbox.activity("notify", result="{'sent': True}")]
+    result = sandbox.vm("--json", "run", "approval.kotoba", "--clock", "virtual", *bindings)
+    result.expect(EXIT_COMPLETED).expect_stderr(r"waiting for a signal")
+    run_id = result.json()["run_id"]
+    module_before = cli.show(sandbox, run_id)["module_hash"]
+
+    result = sandbox.vm("resume", run_id, "--upgrade", "approval-checked.kotoba", *bindings)
+    result.expect(EXIT_NON_DETERMINISM, stdout_empty=True)
+    result.expect_stderr(r"does not replay at event 5: the workflow now issues ScheduleActivity "
+                         r"for step 'check' where the history has WaitStarted for step "
+                         r"'approval'", r"nothing was changed")
+    details = cli.show(sandbox, run_id)
+    check(details["module_hash"] == module_before and details["status"] == "RUNNING", details)
+
+    sandbox.vm("signal", run_id, "approve", '{"by": "ann"}').expect(EXIT_COMPLETED)
+    result = sandbox.vm("resume", run_id, "--upgrade", "approval-notifying.kotoba",
+                        "--clock", "virtual", *bindings)
+    result.expect(EXIT_COMPLETED).expect_stderr(r"now runs module [0-9a-f]{64}")
+    check(result.json() == {"by": "ann", "notified": {"sent": True}}, result.describe())
+    details = cli.show(sandbox, run_id)
+    check(details["module_hash"] != module_before and details["status"] == "COMPLETED", details)
+    check(len(sandbox.called("prepare")) == 1 and len(sandbox.called("notify")) == 1,
+          sandbox.calls())
+    sandbox.vm("verify", run_id).expect(EXIT_COMPLETED)
+    sandbox.vm("replay", run_id).expect(EXIT_COMPLETED)
+
+    result = sandbox.vm("resume", run_id, "--upgrade", "approval.kotoba", *bindings)
+    result.expect(EXIT_USAGE, stdout_empty=True).expect_stderr(r"has already finished")
+
+
+def test_resume_upgrade_unblocks_a_blocked_run_with_a_module_its_history_replays_on(sandbox):
+    sandbox.write("approval.kotoba", APPROVAL)
+    sandbox.write("approval-checked.kotoba", APPROVAL_CHECKED_FIRST)
+    bindings = [sandbox.activity("prepare", result="{'ready': True}"),
+                sandbox.activity("check", result="True")]
+    result = sandbox.vm("--json", "run", "approval.kotoba", "--clock", "virtual", *bindings)
+    run_id = result.expect(EXIT_COMPLETED).json()["run_id"]
+    original = cli.show(sandbox, run_id)["module_hash"]
+    result = sandbox.vm("--json", "run", "approval-checked.kotoba", "--clock", "virtual",
+                        *bindings)
+    changed = cli.show(sandbox, result.expect(EXIT_COMPLETED).json()["run_id"])["module_hash"]
+
+    # The changed module is put under the run by hand, as a bad deployment would: the run
+    # blocks on its next resume.
+    database = sqlite3.connect(os.path.join(sandbox.dir, "kotoba.db"))
+    with database:
+        database.execute("UPDATE runs SET module_hash = ? WHERE id = ?", (changed, run_id))
+    database.close()
+    sandbox.vm("signal", run_id, "approve", '{"by": "bo"}').expect(EXIT_COMPLETED)
+    sandbox.vm("resume", run_id, "--clock", "virtual", *bindings).expect(
+        EXIT_NON_DETERMINISM).expect_stderr(r"BLOCKED", r"step 'check'")
+    check(cli.show(sandbox, run_id)["status"] == "BLOCKED", "the run did not block")
+
+    result = sandbox.vm("resume", run_id, "--upgrade", "approval.kotoba", "--clock", "virtual",
+                        *bindings)
+    result.expect(EXIT_COMPLETED).expect_stderr(rf"now runs module {original}")
+    check(result.json() == {"by": "bo", "notified": False}, result.describe())
+    details = cli.show(sandbox, run_id)
+    check(details["status"] == "COMPLETED" and details["module_hash"] == original and
+          details["error"] is None, details)
+    check(len(sandbox.called("prepare")) == 2 and sandbox.called("check") == [{}],
+          sandbox.calls())
+
+
+# --- the runner ------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin-dir", required=True, help="the CMake build directory")
+    parser.add_argument("--source-dir", required=True, help="the source tree")
+    parser.add_argument("-k", dest="pattern", default="", help="run tests whose name has this")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    config = parser.parse_args()
+    config.bin_dir = os.path.abspath(config.bin_dir)
+    config.source_dir = os.path.abspath(config.source_dir)
+    config.kotoba_vm = os.path.join(config.bin_dir, "runtime", "kotoba-vm")
+    config.kotobac = os.path.join(config.bin_dir, "compiler", "kotobac")
+    config.workflows = os.path.join(config.source_dir, "tests", "cli", "workflows")
+    for binary in (config.kotoba_vm, config.kotobac):
+        if not os.access(binary, os.X_OK):
+            print(f"durable_cli_tests.py: {binary} is not built", file=sys.stderr)
+            return 2
+
+    tests = [(name, function) for name, function in globals().items()
+             if name.startswith("test_") and config.pattern in name]
+    failures = 0
+    started = time.monotonic()
+    for name, function in tests:
+        sandbox = cli.Sandbox(config, name[len("test_"):][:20])
+        test_started = time.monotonic()
+        try:
+            function(sandbox)
+            print(f"ok    {name} ({time.monotonic() - test_started:.2f}s)")
+            sandbox.cleanup()
+        except cli.TestFailure as failure:
+            failures += 1
+            print(f"FAIL  {name}\n{textwrap.indent(str(failure), '      ')}\n"
+                  f"      (sandbox kept: {sandbox.dir})")
+        except Exception:  # a crash of the test itself, or a hung command
+            failures += 1
+            print(f"ERROR {name}\n{textwrap.indent(traceback.format_exc(), '      ')}\n"
+                  f"      (sandbox kept: {sandbox.dir})")
+    print(f"{len(tests) - failures}/{len(tests)} passed in {time.monotonic() - started:.1f}s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
