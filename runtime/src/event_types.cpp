@@ -15,7 +15,9 @@ constexpr EventTypeInfo kEventTypes[] = {
 
 } // namespace
 
-llvm::ArrayRef<EventTypeInfo> allEventTypes() { return kEventTypes; }
+llvm::ArrayRef<EventTypeInfo> allEventTypes() {
+  return kEventTypes;
+}
 
 const EventTypeInfo &eventTypeInfo(EventType type) {
   for (const EventTypeInfo &info : kEventTypes) {
@@ -28,9 +30,13 @@ const EventTypeInfo &eventTypeInfo(EventType type) {
   return kEventTypes[0];
 }
 
-std::string_view eventTypeName(EventType type) { return eventTypeInfo(type).name; }
+std::string_view eventTypeName(EventType type) {
+  return eventTypeInfo(type).name;
+}
 
-bool isCommandEvent(EventType type) { return eventTypeInfo(type).isCommand; }
+bool isCommandEvent(EventType type) {
+  return eventTypeInfo(type).isCommand;
+}
 
 std::optional<EventType> eventTypeFromNumber(int64_t number) {
   for (const EventTypeInfo &info : kEventTypes) {

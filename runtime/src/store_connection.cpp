@@ -96,8 +96,8 @@ Statement &Statement::bindBlob(int index, std::span<const uint8_t> bytes) {
 }
 
 Statement &Statement::bindBlob(int index, std::string_view bytes) {
-  return bindBlob(index, std::span<const uint8_t>(
-                             reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+  return bindBlob(index, std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(bytes.data()),
+                                                  bytes.size()));
 }
 
 Statement &Statement::bindNull(int index) {
@@ -135,7 +135,9 @@ bool Statement::isNull(int column) const {
   return sqlite3_column_type(statement_, column) == SQLITE_NULL;
 }
 
-int64_t Statement::integer(int column) const { return sqlite3_column_int64(statement_, column); }
+int64_t Statement::integer(int column) const {
+  return sqlite3_column_int64(statement_, column);
+}
 
 std::optional<int64_t> Statement::optionalInteger(int column) const {
   if (isNull(column)) {
@@ -172,14 +174,16 @@ Connection::~Connection() {
   sqlite3_close_v2(database_);
 }
 
-std::string Connection::lastMessage() const { return sqlite3_errmsg(database_); }
+std::string Connection::lastMessage() const {
+  return sqlite3_errmsg(database_);
+}
 
 StoreResult<Statement> Connection::prepare(const Operation &operation, const char *sql) {
   auto found = cache_.find(sql);
   if (found == cache_.end()) {
     sqlite3_stmt *statement = nullptr;
-    int code = sqlite3_prepare_v3(database_, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement,
-                                  nullptr);
+    int code =
+        sqlite3_prepare_v3(database_, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement, nullptr);
     if (code != SQLITE_OK) {
       sqlite3_finalize(statement);
       return operation.sqlite(code);

@@ -131,9 +131,9 @@ StoreStatus verifyEvents(detail::Connection &connection, const Operation &operat
                    : fmt::format("its prev_hash does not match the hash of event {}", seq - 1));
       return {};
     }
-    Hash recomputed = eventHash(previous, runId, seq, statement->integer(1),
-                                statement->integer(2), statement->integer(3),
-                                statement->bytes(4), statement->bytes(5), statement->bytes(6));
+    Hash recomputed = eventHash(previous, runId, seq, statement->integer(1), statement->integer(2),
+                                statement->integer(3), statement->bytes(4), statement->bytes(5),
+                                statement->bytes(6));
     if (recomputed != stored) {
       report.firstBroken = broken(BrokenLink::Where::Event, seq,
                                   fmt::format("its content does not match its hash (stored {}, "
@@ -191,9 +191,8 @@ StoreStatus verifyCheckpoints(detail::Connection &connection, const Operation &o
                                               previous->first));
       return {};
     }
-    Hash recomputed = checkpointHash(storedPrevious, runId, seq,
-                                     hashesBySeq[static_cast<size_t>(seq - 1)],
-                                     statement->bytes(1));
+    Hash recomputed = checkpointHash(
+        storedPrevious, runId, seq, hashesBySeq[static_cast<size_t>(seq - 1)], statement->bytes(1));
     if (recomputed != stored) {
       report.firstBroken = broken(BrokenLink::Where::Checkpoint, seq,
                                   "its state or the event it covers no longer "

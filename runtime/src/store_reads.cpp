@@ -64,9 +64,9 @@ StoreResult<TaskRecord> readTaskRow(const Operation &operation, const Statement 
   task.commandId = row.integer(1);
   task.stepId = row.text(2);
   task.activity = row.text(3);
-  StoreResult<Value> input = decodeJson(
-      operation, row.bytes(4),
-      fmt::format("the input of task {} of run {}", task.commandId, task.runId));
+  StoreResult<Value> input =
+      decodeJson(operation, row.bytes(4),
+                 fmt::format("the input of task {} of run {}", task.commandId, task.runId));
   if (!input.ok()) {
     return std::move(input).error();
   }
@@ -87,9 +87,9 @@ StoreResult<TimerRecord> readTimerRow(const Operation &operation, const Statemen
   timer.commandId = row.integer(1);
   std::optional<TimerKind> kind = timerKindFromName(row.bytes(2));
   if (!kind) {
-    return operation.fail(StoreErrorKind::Corrupt,
-                          fmt::format("a timer of run {} has an unknown kind '{}'", timer.runId,
-                                      row.bytes(2)));
+    return operation.fail(
+        StoreErrorKind::Corrupt,
+        fmt::format("a timer of run {} has an unknown kind '{}'", timer.runId, row.bytes(2)));
   }
   timer.kind = *kind;
   timer.fireMs = row.integer(3);
@@ -166,8 +166,8 @@ int64_t sqlLimit(size_t limit) {
              : static_cast<int64_t>(limit);
 }
 
-StoreResult<CheckpointRecord> readCheckpointRow(const Operation &operation,
-                                                const Statement &row, std::string_view runId) {
+StoreResult<CheckpointRecord> readCheckpointRow(const Operation &operation, const Statement &row,
+                                                std::string_view runId) {
   CheckpointRecord checkpoint;
   checkpoint.runId = std::string(runId);
   checkpoint.seq = row.integer(0);
@@ -182,16 +182,17 @@ StoreResult<CheckpointRecord> readCheckpointRow(const Operation &operation,
   return checkpoint;
 }
 
-#define KOTOBA_RUN_COLUMNS                                                                     \
-  "id, chain_id, workflow_id, module_hash, status, inputs, outputs, error, parent_run_id, "    \
+#define KOTOBA_RUN_COLUMNS                                                                         \
+  "id, chain_id, workflow_id, module_hash, status, inputs, outputs, error, parent_run_id, "        \
   "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq"
 
 } // namespace
 
-const std::string &StoreReader::path() const { return connection_.path(); }
+const std::string &StoreReader::path() const {
+  return connection_.path();
+}
 
-StoreResult<std::optional<std::vector<uint8_t>>>
-StoreReader::module(std::string_view hash) const {
+StoreResult<std::optional<std::vector<uint8_t>>> StoreReader::module(std::string_view hash) const {
   Operation operation{connection_, "read module {}", hash};
   StoreResult<Statement> statement =
       connection_.prepare(operation, "SELECT kbc FROM modules WHERE hash = ?1");
@@ -208,31 +209,29 @@ StoreReader::module(std::string_view hash) const {
 
 StoreResult<std::optional<RunRecord>> StoreReader::run(std::string_view runId) const {
   Operation operation{connection_, "read run {}", runId};
-  StoreResult<Statement> statement = connection_.prepare(
-      operation, "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE id = ?1");
+  StoreResult<Statement> statement =
+      connection_.prepare(operation, "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE id = ?1");
   if (!statement.ok()) {
     return std::move(statement).error();
   }
   statement->bind(1, runId);
-  return first<RunRecord>(operation, *statement, [&](const Statement &row) {
-    return detail::readRunRow(operation, row);
-  });
+  return first<RunRecord>(operation, *statement,
+                          [&](const Statement &row) { return detail::readRunRow(operation, row); });
 }
 
 StoreResult<std::vector<RunRecord>> StoreReader::runs(const RunQuery &query) const {
   Operation operation{connection_, "list runs"};
   // One statement per filter combination, so that each uses its index.
   const char *sql =
-      query.status && query.workflowId
-          ? "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE status = ?1 AND workflow_id = ?2 "
-            "ORDER BY created_ms DESC, id DESC LIMIT ?3"
-      : query.status
-          ? "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE status = ?1 "
-            "ORDER BY created_ms DESC, id DESC LIMIT ?3"
-      : query.workflowId
-          ? "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE workflow_id = ?2 "
-            "ORDER BY created_ms DESC, id DESC LIMIT ?3"
-          : "SELECT " KOTOBA_RUN_COLUMNS " FROM runs ORDER BY created_ms DESC, id DESC LIMIT ?3";
+      query.status && query.workflowId ? "SELECT " KOTOBA_RUN_COLUMNS
+                                         " FROM runs WHERE status = ?1 AND workflow_id = ?2 "
+                                         "ORDER BY created_ms DESC, id DESC LIMIT ?3"
+      : query.status     ? "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE status = ?1 "
+                           "ORDER BY created_ms DESC, id DESC LIMIT ?3"
+      : query.workflowId ? "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE workflow_id = ?2 "
+                           "ORDER BY created_ms DESC, id DESC LIMIT ?3"
+                         : "SELECT " KOTOBA_RUN_COLUMNS
+                           " FROM runs ORDER BY created_ms DESC, id DESC LIMIT ?3";
   StoreResult<Statement> statement = connection_.prepare(operation, sql);
   if (!statement.ok()) {
     return std::move(statement).error();
@@ -251,9 +250,9 @@ StoreResult<std::vector<RunRecord>> StoreReader::runs(const RunQuery &query) con
 
 StoreResult<std::vector<RunRecord>> StoreReader::chain(std::string_view chainId) const {
   Operation operation{connection_, "read the runs of chain {}", chainId};
-  StoreResult<Statement> statement = connection_.prepare(
-      operation, "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE chain_id = ?1 "
-                 "ORDER BY created_ms, id");
+  StoreResult<Statement> statement =
+      connection_.prepare(operation, "SELECT " KOTOBA_RUN_COLUMNS " FROM runs WHERE chain_id = ?1 "
+                                     "ORDER BY created_ms, id");
   if (!statement.ok()) {
     return std::move(statement).error();
   }
@@ -363,8 +362,7 @@ StoreReader::checkpointAtOrBefore(std::string_view runId, int64_t seq) const {
   });
 }
 
-StoreResult<std::vector<TimerRecord>> StoreReader::dueTimers(int64_t nowMs,
-                                                             size_t limit) const {
+StoreResult<std::vector<TimerRecord>> StoreReader::dueTimers(int64_t nowMs, size_t limit) const {
   Operation operation{connection_, "read due timers"};
   StoreResult<Statement> statement = connection_.prepare(
       operation, "SELECT run_id, command_id, kind, fire_ms, created_ms FROM timers "
@@ -402,8 +400,8 @@ StoreResult<std::vector<TimerRecord>> StoreReader::timersOf(std::string_view run
   });
 }
 
-#define KOTOBA_TASK_COLUMNS                                                                    \
-  "run_id, command_id, step_id, activity, input, attempt, due_ms, idempotency_key, owner, "    \
+#define KOTOBA_TASK_COLUMNS                                                                        \
+  "run_id, command_id, step_id, activity, input, attempt, due_ms, idempotency_key, owner, "        \
   "lease_expiry_ms, available_ms, created_ms"
 
 StoreResult<std::vector<TaskRecord>> StoreReader::availableTasks(int64_t nowMs,
@@ -435,8 +433,7 @@ StoreResult<std::optional<TaskRecord>> StoreReader::task(std::string_view runId,
                                                          int64_t commandId) const {
   Operation operation{connection_, "read a task of run {}", runId};
   StoreResult<Statement> statement = connection_.prepare(
-      operation,
-      "SELECT " KOTOBA_TASK_COLUMNS " FROM tasks WHERE run_id = ?1 AND command_id = ?2");
+      operation, "SELECT " KOTOBA_TASK_COLUMNS " FROM tasks WHERE run_id = ?1 AND command_id = ?2");
   if (!statement.ok()) {
     return std::move(statement).error();
   }
@@ -475,9 +472,9 @@ StoreResult<std::vector<InboxMessage>> StoreReader::inbox(std::string_view runId
         message.runId = std::string(runId);
         std::optional<InboxKind> kind = inboxKindFromName(row.bytes(1));
         if (!kind) {
-          return operation.fail(StoreErrorKind::Corrupt,
-                                fmt::format("inbox message {} has an unknown kind '{}'",
-                                            message.id, row.bytes(1)));
+          return operation.fail(
+              StoreErrorKind::Corrupt,
+              fmt::format("inbox message {} has an unknown kind '{}'", message.id, row.bytes(1)));
         }
         message.kind = *kind;
         message.name = row.text(2);
@@ -537,18 +534,16 @@ StoreReader::findPublishedEvent(std::string_view runId, std::string_view type, i
   int64_t cursorId = -1; // the first page takes every id at sinceMs
   while (true) {
     StoreResult<Statement> statement = connection_.prepare(
-        operation,
-        "SELECT p.id, p.payload, p.published_ms FROM published_events p "
-        "WHERE p.type = ?1 AND p.published_ms >= ?2 "
-        "AND (p.published_ms > ?2 OR p.id > ?3) "
-        "AND NOT EXISTS (SELECT 1 FROM event_consumptions c "
-        "                WHERE c.run_id = ?4 AND c.published_event_id = p.id) "
-        "ORDER BY p.published_ms, p.id LIMIT ?5");
+        operation, "SELECT p.id, p.payload, p.published_ms FROM published_events p "
+                   "WHERE p.type = ?1 AND p.published_ms >= ?2 "
+                   "AND (p.published_ms > ?2 OR p.id > ?3) "
+                   "AND NOT EXISTS (SELECT 1 FROM event_consumptions c "
+                   "                WHERE c.run_id = ?4 AND c.published_event_id = p.id) "
+                   "ORDER BY p.published_ms, p.id LIMIT ?5");
     if (!statement.ok()) {
       return std::move(statement).error();
     }
-    statement->bind(1, type).bind(2, cursorMs).bind(3, cursorId).bind(4, runId).bind(5,
-                                                                                    kPageSize);
+    statement->bind(1, type).bind(2, cursorMs).bind(3, cursorId).bind(4, runId).bind(5, kPageSize);
     int64_t rows = 0;
     while (true) {
       StoreResult<bool> row = statement->next(operation);
@@ -561,9 +556,9 @@ StoreReader::findPublishedEvent(std::string_view runId, std::string_view type, i
       ++rows;
       cursorId = statement->integer(0);
       cursorMs = statement->integer(2);
-      StoreResult<Value> payload = detail::decodeJson(
-          operation, statement->bytes(1),
-          fmt::format("the payload of published event {}", cursorId));
+      StoreResult<Value> payload =
+          detail::decodeJson(operation, statement->bytes(1),
+                             fmt::format("the payload of published event {}", cursorId));
       if (!payload.ok()) {
         return std::move(payload).error();
       }
@@ -580,8 +575,8 @@ StoreReader::findPublishedEvent(std::string_view runId, std::string_view type, i
 
 StoreResult<std::optional<LeaseRecord>> StoreReader::lease(std::string_view runId) const {
   Operation operation{connection_, "read the lease of run {}", runId};
-  StoreResult<Statement> statement = connection_.prepare(
-      operation, "SELECT owner, expiry_ms FROM leases WHERE run_id = ?1");
+  StoreResult<Statement> statement =
+      connection_.prepare(operation, "SELECT owner, expiry_ms FROM leases WHERE run_id = ?1");
   if (!statement.ok()) {
     return std::move(statement).error();
   }

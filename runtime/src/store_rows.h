@@ -12,8 +12,7 @@ namespace kotoba::runtime::detail {
 
 // The columns of KOTOBA_RUN_COLUMNS / KOTOBA_TASK_COLUMNS / the timer reads, in order.
 [[nodiscard]] StoreResult<RunRecord> readRunRow(const Operation &operation, const Statement &row);
-[[nodiscard]] StoreResult<TaskRecord> readTaskRow(const Operation &operation,
-                                                  const Statement &row);
+[[nodiscard]] StoreResult<TaskRecord> readTaskRow(const Operation &operation, const Statement &row);
 [[nodiscard]] StoreResult<TimerRecord> readTimerRow(const Operation &operation,
                                                     const Statement &row);
 // False when `bytes` is not exactly a hash's 32 bytes.

@@ -46,8 +46,7 @@ StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
   if (!version.ok()) {
     return std::move(version).error();
   }
-  StoreResult<int64_t> application =
-      pragmaInteger(connection, operation, "PRAGMA application_id");
+  StoreResult<int64_t> application = pragmaInteger(connection, operation, "PRAGMA application_id");
   if (!application.ok()) {
     return std::move(application).error();
   }
@@ -98,9 +97,8 @@ StoreStatus migrateSchema(Connection &connection, Deadline deadline) {
   Operation operation{connection, "prepare the store schema"};
   // The whole check-and-create runs under the write lock: two processes opening a new file
   // at once would otherwise both see an empty file and both create the schema.
-  return runWriteTransaction(connection, operation, deadline, [&]() -> StoreStatus {
-    return migrateLocked(connection, operation);
-  });
+  return runWriteTransaction(connection, operation, deadline,
+                             [&]() -> StoreStatus { return migrateLocked(connection, operation); });
 }
 
 } // namespace kotoba::runtime::detail

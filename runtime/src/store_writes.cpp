@@ -115,8 +115,8 @@ StoreStatus Transaction::createRun(const NewRun &run) {
             .bind(8, run.parentCommandId)
             .bind(9, run.attempt)
             .bind(10, run.createdMs)
-            .bind(11, isFinalStatus(run.status) ? std::optional<int64_t>(run.createdMs)
-                                                : std::nullopt)
+            .bind(11,
+                  isFinalStatus(run.status) ? std::optional<int64_t>(run.createdMs) : std::nullopt)
             .bind(12, run.timeoutMs);
       });
 }
@@ -135,8 +135,7 @@ StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &upda
     return operation.fail(StoreErrorKind::Conflict,
                           fmt::format("the run is already {} and a finished run never "
                                       "changes status; it cannot become {}",
-                                      runStatusName(currentStatus),
-                                      runStatusName(*update.status)));
+                                      runStatusName(currentStatus), runStatusName(*update.status)));
   }
   bool finishes = update.status && isFinalStatus(*update.status) && !isFinalStatus(currentStatus);
   return execute(connection_, operation,
@@ -216,8 +215,8 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
   appended.firstSeq = lastSeq + 1;
   appended.lastSeq = lastSeq;
   if (lastSeq > 0) {
-    StoreResult<Statement> headQuery = connection_.prepare(
-        operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
+    StoreResult<Statement> headQuery =
+        connection_.prepare(operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
     if (!headQuery.ok()) {
       return std::move(headQuery).error();
     }
@@ -247,8 +246,8 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
     int64_t seq = ++appended.lastSeq;
     payload.clear();
     appendJson(payload, event.payload);
-    Hash hash = eventHash(appended.lastHash, runId, seq, eventTypeNumber(event.type),
-                          event.timeMs, appended.tx, event.stepId, event.location, payload);
+    Hash hash = eventHash(appended.lastHash, runId, seq, eventTypeNumber(event.type), event.timeMs,
+                          appended.tx, event.stepId, event.location, payload);
     StoreStatus inserted = execute(
         connection_, operation,
         "INSERT INTO events (run_id, seq, type, time_ms, tx, step_id, location, payload, hash, "
@@ -270,12 +269,12 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
     }
     appended.lastHash = hash;
   }
-  StoreStatus advanced = execute(
-      connection_, operation,
-      "UPDATE runs SET last_seq = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1",
-      [&](Statement &statement) {
-        statement.bind(1, runId).bind(2, appended.lastSeq).bind(3, events.back().timeMs);
-      });
+  StoreStatus advanced =
+      execute(connection_, operation,
+              "UPDATE runs SET last_seq = ?2, updated_ms = max(updated_ms, ?3) WHERE id = ?1",
+              [&](Statement &statement) {
+                statement.bind(1, runId).bind(2, appended.lastSeq).bind(3, events.back().timeMs);
+              });
   if (!advanced.ok()) {
     return std::move(advanced).error();
   }
@@ -285,8 +284,8 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
 StoreResult<Hash> Transaction::saveCheckpoint(std::string_view runId, int64_t seq,
                                               std::string_view state, int64_t timeMs) {
   Operation operation{connection_, "save a checkpoint of run {}", runId};
-  StoreResult<Statement> eventQuery = connection_.prepare(
-      operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
+  StoreResult<Statement> eventQuery =
+      connection_.prepare(operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
   if (!eventQuery.ok()) {
     return std::move(eventQuery).error();
   }
@@ -301,8 +300,7 @@ StoreResult<Hash> Transaction::saveCheckpoint(std::string_view runId, int64_t se
                           fmt::format("the run has no event {} for the checkpoint to cover", seq));
   }
   if (!detail::copyHash(eventQuery->bytes(0), coveredEvent)) {
-    return operation.fail(StoreErrorKind::Corrupt,
-                          fmt::format("event {} has a damaged hash", seq));
+    return operation.fail(StoreErrorKind::Corrupt, fmt::format("event {} has a damaged hash", seq));
   }
 
   StoreResult<std::optional<CheckpointRecord>> previous = latestCheckpoint(runId);
@@ -326,18 +324,18 @@ StoreResult<Hash> Transaction::saveCheckpoint(std::string_view runId, int64_t se
     previousHash = latest.hash;
   }
   Hash hash = checkpointHash(previousHash, runId, seq, coveredEvent, state);
-  StoreStatus inserted = execute(
-      connection_, operation,
-      "INSERT INTO checkpoints (run_id, seq, state, hash, prev_hash, created_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      [&](Statement &statement) {
-        statement.bind(1, runId)
-            .bind(2, seq)
-            .bindBlob(3, state)
-            .bindBlob(4, hash)
-            .bindBlob(5, previousHash)
-            .bind(6, timeMs);
-      });
+  StoreStatus inserted =
+      execute(connection_, operation,
+              "INSERT INTO checkpoints (run_id, seq, state, hash, prev_hash, created_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+              [&](Statement &statement) {
+                statement.bind(1, runId)
+                    .bind(2, seq)
+                    .bindBlob(3, state)
+                    .bindBlob(4, hash)
+                    .bindBlob(5, previousHash)
+                    .bind(6, timeMs);
+              });
   if (!inserted.ok()) {
     return std::move(inserted).error();
   }
@@ -346,13 +344,12 @@ StoreResult<Hash> Transaction::saveCheckpoint(std::string_view runId, int64_t se
 
 StoreResult<int64_t> Transaction::pruneCheckpoints(std::string_view runId, size_t keep) {
   Operation operation{connection_, "prune the checkpoints of run {}", runId};
-  return executeCounting(connection_, operation,
-                         "DELETE FROM checkpoints WHERE run_id = ?1 AND seq NOT IN "
-                         "(SELECT seq FROM checkpoints WHERE run_id = ?1 ORDER BY seq DESC "
-                         "LIMIT ?2)",
-                         [&](Statement &statement) {
-                           statement.bind(1, runId).bind(2, static_cast<int64_t>(keep));
-                         });
+  return executeCounting(
+      connection_, operation,
+      "DELETE FROM checkpoints WHERE run_id = ?1 AND seq NOT IN "
+      "(SELECT seq FROM checkpoints WHERE run_id = ?1 ORDER BY seq DESC "
+      "LIMIT ?2)",
+      [&](Statement &statement) { statement.bind(1, runId).bind(2, static_cast<int64_t>(keep)); });
 }
 
 StoreResult<int64_t> Transaction::pruneAllCheckpoints(size_t keep) {
@@ -382,12 +379,12 @@ StoreStatus Transaction::addTimer(const TimerRecord &timer) {
 StoreResult<bool> Transaction::removeTimer(std::string_view runId, int64_t commandId,
                                            TimerKind kind) {
   Operation operation{connection_, "remove a timer of run {}", runId};
-  StoreResult<int64_t> removed = executeCounting(
-      connection_, operation,
-      "DELETE FROM timers WHERE run_id = ?1 AND command_id = ?2 AND kind = ?3",
-      [&](Statement &statement) {
-        statement.bind(1, runId).bind(2, commandId).bind(3, timerKindName(kind));
-      });
+  StoreResult<int64_t> removed =
+      executeCounting(connection_, operation,
+                      "DELETE FROM timers WHERE run_id = ?1 AND command_id = ?2 AND kind = ?3",
+                      [&](Statement &statement) {
+                        statement.bind(1, runId).bind(2, commandId).bind(3, timerKindName(kind));
+                      });
   if (!removed.ok()) {
     return std::move(removed).error();
   }
@@ -423,23 +420,27 @@ StoreResult<bool> Transaction::claimTask(std::string_view runId, int64_t command
                                          std::string_view owner, int64_t nowMs,
                                          int64_t leaseExpiryMs) {
   Operation operation{connection_, "claim a task of run {}", runId};
-  StoreResult<int64_t> claimed = executeCounting(
-      connection_, operation,
-      "UPDATE tasks SET owner = ?3, lease_expiry_ms = ?5, available_ms = ?5 "
-      "WHERE run_id = ?1 AND command_id = ?2 AND available_ms <= ?4",
-      [&](Statement &statement) {
-        statement.bind(1, runId).bind(2, commandId).bind(3, owner).bind(4, nowMs).bind(
-            5, leaseExpiryMs);
-      });
+  StoreResult<int64_t> claimed =
+      executeCounting(connection_, operation,
+                      "UPDATE tasks SET owner = ?3, lease_expiry_ms = ?5, available_ms = ?5 "
+                      "WHERE run_id = ?1 AND command_id = ?2 AND available_ms <= ?4",
+                      [&](Statement &statement) {
+                        statement.bind(1, runId)
+                            .bind(2, commandId)
+                            .bind(3, owner)
+                            .bind(4, nowMs)
+                            .bind(5, leaseExpiryMs);
+                      });
   if (!claimed.ok()) {
     return std::move(claimed).error();
   }
   return claimed.value() == 1;
 }
 
-StoreResult<std::vector<TaskRecord>>
-Transaction::claimAvailableTasks(std::string_view owner, int64_t nowMs, int64_t leaseExpiryMs,
-                                 size_t limit) {
+StoreResult<std::vector<TaskRecord>> Transaction::claimAvailableTasks(std::string_view owner,
+                                                                      int64_t nowMs,
+                                                                      int64_t leaseExpiryMs,
+                                                                      size_t limit) {
   StoreResult<std::vector<TaskRecord>> available = availableTasks(nowMs, limit);
   if (!available.ok()) {
     return available;
@@ -529,12 +530,12 @@ StoreResult<bool> Transaction::removeInboxMessage(int64_t id) {
 StoreResult<int64_t> Transaction::publishEvent(std::string_view type, const Value &payload,
                                                int64_t timeMs) {
   Operation operation{connection_, "publish an event of type {}", type};
-  StoreStatus inserted = execute(
-      connection_, operation,
-      "INSERT INTO published_events (type, payload, published_ms) VALUES (?1, ?2, ?3)",
-      [&](Statement &statement) {
-        statement.bind(1, type).bind(2, toJson(payload)).bind(3, timeMs);
-      });
+  StoreStatus inserted =
+      execute(connection_, operation,
+              "INSERT INTO published_events (type, payload, published_ms) VALUES (?1, ?2, ?3)",
+              [&](Statement &statement) {
+                statement.bind(1, type).bind(2, toJson(payload)).bind(3, timeMs);
+              });
   if (!inserted.ok()) {
     return std::move(inserted).error();
   }
@@ -559,11 +560,10 @@ StoreResult<bool> Transaction::consumePublishedEvent(std::string_view runId,
 
 StoreResult<int64_t> Transaction::purgePublishedEvents(int64_t beforeMs) {
   Operation operation{connection_, "purge published events"};
-  StoreStatus consumptions = execute(
-      connection_, operation,
-      "DELETE FROM event_consumptions WHERE published_event_id IN "
-      "(SELECT id FROM published_events WHERE published_ms < ?1)",
-      [&](Statement &statement) { statement.bind(1, beforeMs); });
+  StoreStatus consumptions = execute(connection_, operation,
+                                     "DELETE FROM event_consumptions WHERE published_event_id IN "
+                                     "(SELECT id FROM published_events WHERE published_ms < ?1)",
+                                     [&](Statement &statement) { statement.bind(1, beforeMs); });
   if (!consumptions.ok()) {
     return std::move(consumptions).error();
   }
@@ -594,8 +594,7 @@ StoreResult<bool> Transaction::renewLease(std::string_view runId, std::string_vi
                                           int64_t expiryMs) {
   Operation operation{connection_, "renew the lease of run {}", runId};
   StoreResult<int64_t> renewed = executeCounting(
-      connection_, operation,
-      "UPDATE leases SET expiry_ms = ?3 WHERE run_id = ?1 AND owner = ?2",
+      connection_, operation, "UPDATE leases SET expiry_ms = ?3 WHERE run_id = ?1 AND owner = ?2",
       [&](Statement &statement) { statement.bind(1, runId).bind(2, owner).bind(3, expiryMs); });
   if (!renewed.ok()) {
     return std::move(renewed).error();
@@ -605,9 +604,9 @@ StoreResult<bool> Transaction::renewLease(std::string_view runId, std::string_vi
 
 StoreResult<bool> Transaction::releaseLease(std::string_view runId, std::string_view owner) {
   Operation operation{connection_, "release the lease of run {}", runId};
-  StoreResult<int64_t> released = executeCounting(
-      connection_, operation, "DELETE FROM leases WHERE run_id = ?1 AND owner = ?2",
-      [&](Statement &statement) { statement.bind(1, runId).bind(2, owner); });
+  StoreResult<int64_t> released =
+      executeCounting(connection_, operation, "DELETE FROM leases WHERE run_id = ?1 AND owner = ?2",
+                      [&](Statement &statement) { statement.bind(1, runId).bind(2, owner); });
   if (!released.ok()) {
     return std::move(released).error();
   }
@@ -664,7 +663,7 @@ StoreResult<PurgeCounts> Transaction::purge(const PurgeOptions &options) {
   };
 
   // The runs to purge, as a subquery each statement repeats (runs are deleted last).
-#define KOTOBA_PURGED_RUNS                                                                     \
+#define KOTOBA_PURGED_RUNS                                                                         \
   "(SELECT id FROM runs WHERE finished_ms < ?1 AND status IN (SELECT value FROM json_each(?2)))"
   PurgeCounts counts;
   struct Step {

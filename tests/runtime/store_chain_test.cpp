@@ -34,8 +34,8 @@ struct ChainFixture {
     createRun(*store, newRun("r-1"));
     append(*store, "r-1",
            {event(EventType::WorkflowStarted, 1, R"({"inputs":{"order":"A-1"}})"),
-            event(EventType::ActivityScheduled, 2, R"({"activity":"pay","input":{"n":1}})",
-                  "pay", "order.kotoba:7")});
+            event(EventType::ActivityScheduled, 2, R"({"activity":"pay","input":{"n":1}})", "pay",
+                  "order.kotoba:7")});
     append(*store, "r-1", {event(EventType::ActivityCompleted, 3, R"({"result":"ok"})", "pay")});
     append(*store, "r-1",
            {event(EventType::TimerStarted, 4, R"({"fire_ms":10})", "nap"),
@@ -105,7 +105,8 @@ TEST_CASE("an event rewritten with a recomputed hash breaks the link to the next
   ChainFixture fixture;
   Hash forged = eventHash(Hash{}, "r-1", 1, 1, 1, 1, "", "", R"({"inputs":{"order":"B-2"}})");
   rawExec(fixture.path, "UPDATE events SET payload = '{\"inputs\":{\"order\":\"B-2\"}}', "
-                        "hash = x'" + hashHex(forged) + "' WHERE run_id = 'r-1' AND seq = 1");
+                        "hash = x'" +
+                            hashHex(forged) + "' WHERE run_id = 'r-1' AND seq = 1");
   ChainReport report = fixture.verify();
   REQUIRE(report.firstBroken.has_value());
   CHECK(report.firstBroken->seq == 2);
@@ -155,11 +156,11 @@ TEST_CASE("a checkpoint over a changed event no longer verifies") {
     if (record.seq == 2) {
       payload = R"({"activity":"refund"})";
     }
-    Hash hash = eventHash(previous, "r-1", record.seq, eventTypeNumber(record.type),
-                          record.timeMs, record.tx, record.stepId, record.location, payload);
+    Hash hash = eventHash(previous, "r-1", record.seq, eventTypeNumber(record.type), record.timeMs,
+                          record.tx, record.stepId, record.location, payload);
     sql += "UPDATE events SET payload = '" + payload + "', hash = x'" + hashHex(hash) +
-           "', prev_hash = x'" + hashHex(previous) + "' WHERE run_id = 'r-1' AND seq = " +
-           std::to_string(record.seq) + ";";
+           "', prev_hash = x'" + hashHex(previous) +
+           "' WHERE run_id = 'r-1' AND seq = " + std::to_string(record.seq) + ";";
     previous = hash;
   }
   store.reset();

@@ -78,8 +78,9 @@ TEST_CASE("two connections writing one file from many threads never report busy"
     std::vector<EventRecord> events = history(*second, runId);
     CHECK(events.size() == kWritesPerThread);
     CHECK(readRun(*first, runId).lastSeq == kWritesPerThread);
-    CHECK_FALSE(ok(first->query([&](const StoreReader &r) { return r.verifyRun(runId); }))
-                    .firstBroken.has_value());
+    CHECK_FALSE(ok(first->query([&](const StoreReader &r) {
+                  return r.verifyRun(runId);
+                })).firstBroken.has_value());
   }
   CHECK(first->stats().writes + second->stats().writes >= kThreads * kWritesPerThread);
   MESSAGE("busy retries: ", first->stats().busyRetries + second->stats().busyRetries);

@@ -109,11 +109,10 @@ TEST_CASE("a store in a directory that does not exist cannot be opened") {
 TEST_CASE("appended events are numbered from 1 and chained by hash") {
   auto store = ok(Store::openInMemory());
   createRun(*store, newRun("r-1"));
-  AppendedEvents first =
-      append(*store, "r-1",
-             {event(EventType::WorkflowStarted, 1000, R"({"inputs":{}})"),
-              event(EventType::ActivityScheduled, 1001, R"({"activity":"pay"})", "pay",
-                    "order.kotoba:12")});
+  AppendedEvents first = append(*store, "r-1",
+                                {event(EventType::WorkflowStarted, 1000, R"({"inputs":{}})"),
+                                 event(EventType::ActivityScheduled, 1001, R"({"activity":"pay"})",
+                                       "pay", "order.kotoba:12")});
   AppendedEvents second =
       append(*store, "r-1", {event(EventType::ActivityCompleted, 1500, R"({"result":1})", "pay")});
   CHECK(first.firstSeq == 1);
@@ -130,10 +129,10 @@ TEST_CASE("appended events are numbered from 1 and chained by hash") {
     if (index > 0) {
       CHECK(events[index].prevHash == events[index - 1].hash);
     }
-    CHECK(events[index].hash ==
-          eventHash(events[index].prevHash, "r-1", events[index].seq,
-                    eventTypeNumber(events[index].type), events[index].timeMs, events[index].tx,
-                    events[index].stepId, events[index].location, toJson(events[index].payload)));
+    CHECK(events[index].hash == eventHash(events[index].prevHash, "r-1", events[index].seq,
+                                          eventTypeNumber(events[index].type), events[index].timeMs,
+                                          events[index].tx, events[index].stepId,
+                                          events[index].location, toJson(events[index].payload)));
   }
   CHECK(events[0].tx == first.tx);
   CHECK(events[1].tx == first.tx);
@@ -149,9 +148,9 @@ TEST_CASE("appended events are numbered from 1 and chained by hash") {
 TEST_CASE("event reads select by seq range and by transaction") {
   auto store = ok(Store::openInMemory());
   createRun(*store, newRun("r-1"));
-  AppendedEvents first = append(*store, "r-1",
-                                {event(EventType::WorkflowStarted, 1, "{}"),
-                                 event(EventType::TimerStarted, 2, "{}")});
+  AppendedEvents first =
+      append(*store, "r-1",
+             {event(EventType::WorkflowStarted, 1, "{}"), event(EventType::TimerStarted, 2, "{}")});
   append(*store, "r-1", {event(EventType::TimerFired, 3, "{}")});
   append(*store, "r-1", {event(EventType::WorkflowCompleted, 4, "{}")});
 
@@ -221,9 +220,8 @@ TEST_CASE("a transaction that fails in the middle leaves nothing behind") {
   CHECK_FALSE(run.finishedMs.has_value());
   CHECK(history(*store, "r-1").size() == 1);
   CHECK_FALSE(ok(store->query([](const StoreReader &r) { return r.nextTimerMs(); })));
-  CHECK_FALSE(ok(store->query([](const StoreReader &r) {
-    return r.findPublishedEvent("r-1", "review", 0, Object());
-  })));
+  CHECK_FALSE(ok(store->query(
+      [](const StoreReader &r) { return r.findPublishedEvent("r-1", "review", 0, Object()); })));
   // The failed transaction's tx id was rolled back with it.
   AppendedEvents after = append(*store, "r-1", {event(EventType::TimerStarted, 4, "{}")});
   CHECK(after.tx == before.tx + 1);
@@ -289,8 +287,9 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
   CHECK_FALSE(created.outputs.has_value());
 
   ok(store->write([](Transaction &tx) {
-    return tx.updateRun("child", RunUpdate{20, RunStatus::Blocked, {},
-                                           json(R"({"type":"NonDeterminism"})"), {}, {}});
+    return tx.updateRun(
+        "child",
+        RunUpdate{20, RunStatus::Blocked, {}, json(R"({"type":"NonDeterminism"})"), {}, {}});
   }));
   RunRecord blocked = readRun(*store, "child");
   CHECK(blocked.status == RunStatus::Blocked);
@@ -383,9 +382,8 @@ TEST_CASE("unicode payloads survive byte for byte") {
     run.inputs = payload;
     createRun(*store, run);
     ok(store->write([&](Transaction &tx) -> StoreStatus {
-      ok(tx.appendEvents(run.id, std::vector{NewEvent{EventType::SignalReceived, 5,
-                                                      "st\xC3\xA9p", "f\xC3\xBC.kotoba:1",
-                                                      payload}}));
+      ok(tx.appendEvents(run.id, std::vector{NewEvent{EventType::SignalReceived, 5, "st\xC3\xA9p",
+                                                      "f\xC3\xBC.kotoba:1", payload}}));
       ok(tx.publishEvent("\xE3\x82\xA4\xE3\x83\x99\xE3\x83\xB3\xE3\x83\x88", payload, 5));
       return {};
     }));
@@ -406,8 +404,9 @@ TEST_CASE("unicode payloads survive byte for byte") {
   }));
   REQUIRE(published.has_value());
   CHECK(toJson(published->payload) == payloadJson);
-  CHECK(ok(store->query([&](const StoreReader &r) { return r.verifyRun("\xE2\x9C\x93-run"); }))
-            .firstBroken == std::nullopt);
+  CHECK(ok(store->query([&](const StoreReader &r) {
+          return r.verifyRun("\xE2\x9C\x93-run");
+        })).firstBroken == std::nullopt);
 }
 
 TEST_CASE("durability names convert both ways") {

@@ -108,8 +108,7 @@ public:
   checkpointAtOrBefore(std::string_view runId, int64_t seq) const;
 
   // Timers with fire_ms <= nowMs, earliest first.
-  [[nodiscard]] StoreResult<std::vector<TimerRecord>> dueTimers(int64_t nowMs,
-                                                                size_t limit) const;
+  [[nodiscard]] StoreResult<std::vector<TimerRecord>> dueTimers(int64_t nowMs, size_t limit) const;
   // The earliest fire time of any timer, for the engine to sleep until.
   [[nodiscard]] StoreResult<std::optional<int64_t>> nextTimerMs() const;
   [[nodiscard]] StoreResult<std::vector<TimerRecord>> timersOf(std::string_view runId) const;
@@ -160,8 +159,8 @@ protected:
 class Transaction : public StoreReader {
 public:
   // Stores a module's bytes under its hash; false when the hash was already stored.
-  [[nodiscard]] StoreResult<bool> putModule(std::string_view hash,
-                                            std::span<const uint8_t> kbc, int64_t timeMs);
+  [[nodiscard]] StoreResult<bool> putModule(std::string_view hash, std::span<const uint8_t> kbc,
+                                            int64_t timeMs);
 
   // Conflict when the id is taken, NotFound when the module is not stored.
   [[nodiscard]] StoreStatus createRun(const NewRun &run);
@@ -199,8 +198,7 @@ public:
                                             int64_t leaseExpiryMs);
   // Claims up to `limit` available tasks for `owner`; returns them as claimed.
   [[nodiscard]] StoreResult<std::vector<TaskRecord>>
-  claimAvailableTasks(std::string_view owner, int64_t nowMs, int64_t leaseExpiryMs,
-                      size_t limit);
+  claimAvailableTasks(std::string_view owner, int64_t nowMs, int64_t leaseExpiryMs, size_t limit);
   // Extends the owner's claim; false when the task is no longer the owner's.
   [[nodiscard]] StoreResult<bool> renewTask(std::string_view runId, int64_t commandId,
                                             std::string_view owner, int64_t leaseExpiryMs);
@@ -208,8 +206,8 @@ public:
 
   // Returns the message's id. NotFound when the run does not exist.
   [[nodiscard]] StoreResult<int64_t> addInboxMessage(std::string_view runId, InboxKind kind,
-                                                     std::string_view name,
-                                                     const Value &payload, int64_t timeMs);
+                                                     std::string_view name, const Value &payload,
+                                                     int64_t timeMs);
   [[nodiscard]] StoreResult<bool> removeInboxMessage(int64_t id);
 
   // Publishes an engine-wide event; returns its id.
@@ -217,8 +215,7 @@ public:
                                                   int64_t timeMs);
   // Records that the run consumed the event; false when it already had.
   [[nodiscard]] StoreResult<bool> consumePublishedEvent(std::string_view runId,
-                                                        int64_t publishedEventId,
-                                                        int64_t timeMs);
+                                                        int64_t publishedEventId, int64_t timeMs);
   // Deletes published events older than `beforeMs` with their consumptions.
   [[nodiscard]] StoreResult<int64_t> purgePublishedEvents(int64_t beforeMs);
 
