@@ -145,15 +145,15 @@ CREATE TABLE checkpoints (
 --   command_id  the command the timer belongs to (0 for the workflow timeout)
 --   kind        timer           a StartTimer command: report TimerFired
 --               wait_timeout    a wait's timeout: report WaitTimedOut
---               activity_retry  the backoff before an activity's next attempt: make its
---                               task ready again
+--               workflow_retry  the backoff before a failed run's next attempt (the run's
+--                               workflow has a retry_policy): start the next run of its chain
 --               workflow_timeout  the run's own timeout: report TimeoutReached
 --   fire_ms     when it fires; never earlier, even if the wall clock jumps
 --   created_ms  when it was armed
 CREATE TABLE timers (
   run_id     TEXT    NOT NULL REFERENCES runs (id),
   command_id INTEGER NOT NULL,
-  kind       TEXT    NOT NULL CHECK (kind IN ('timer', 'wait_timeout', 'activity_retry',
+  kind       TEXT    NOT NULL CHECK (kind IN ('timer', 'wait_timeout', 'workflow_retry',
                                               'workflow_timeout')),
   fire_ms    INTEGER NOT NULL,
   created_ms INTEGER NOT NULL,

@@ -383,6 +383,42 @@ Result<RunOutcome> Engine::outcome(const std::string &runId) {
         continue;
       }
     }
+    if (run.status == RunStatus::Failed) {
+      // A workflow retry_policy may start another attempt: follow it, or wait for it.
+      auto events = impl_->store.query([&](const StoreReader &reader) {
+        return reader.events(current, EventRange{std::max<int64_t>(1, run.lastSeq), {}, {}});
+      });
+      if (!events.ok()) {
+        return storeError(events.error());
+      }
+      const Value *retry = nullptr;
+      for (const EventRecord &event : events.value()) {
+        if (event.type == EventType::WorkflowFailed && event.payload.isObject()) {
+          retry = event.payload.asObject().find("will_retry");
+        }
+      }
+      if (retry != nullptr && retry->isBool() && retry->asBool()) {
+        auto chain = impl_->store.query(
+            [&](const StoreReader &reader) { return reader.chain(run.chainId); });
+        if (!chain.ok()) {
+          return storeError(chain.error());
+        }
+        std::optional<std::string> next;
+        for (const RunRecord &candidate : chain.value()) {
+          if (candidate.attempt == run.attempt + 1) {
+            next = candidate.id;
+          }
+        }
+        if (next) {
+          current = *next;
+          continue;
+        }
+        RunOutcome pending;
+        pending.status = RunStatus::Running; // the next attempt has not started yet
+        pending.runId = current;
+        return pending;
+      }
+    }
     RunOutcome outcome;
     outcome.status = run.status;
     outcome.outputs = run.outputs.value_or(Value());

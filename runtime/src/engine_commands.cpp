@@ -5,6 +5,7 @@
 #include "engine_internal.h"
 
 #include "kotoba/vm/json.h"
+#include "kotoba/vm/retry.h"
 #include "kotoba/vm/type_check.h"
 
 #include <fmt/format.h>
@@ -34,6 +35,25 @@ NewEvent commandEvent(const LoadedRun &run, EventType type, const vm::Command &c
 
 size_t payloadSize(const Value &value) {
   return toJson(value).size();
+}
+
+// When a failed run's workflow has a retry_policy that allows another attempt: the time the
+// next attempt starts.
+std::optional<int64_t> workflowRetryAt(const LoadedRun &run,
+                                       const std::optional<WorkflowError> &failure, int64_t at) {
+  const vm::Workflow &workflow = run.module->workflows[run.workflowIndex];
+  if (workflow.retryPolicy.isNull() || !failure) {
+    return std::nullopt;
+  }
+  Result<RetryPolicy> policy = retryPolicyFromValue(workflow.retryPolicy);
+  if (!policy.ok()) {
+    return std::nullopt;
+  }
+  WorkflowError error = *failure;
+  error.retryable = true; // a workflow failure is retried unless the policy excludes its type
+  RetryDecision decision = decideRetry(policy.value(), run.record.attempt, error, at, std::nullopt,
+                                       run.record.id, "workflow");
+  return decision.retry() ? std::optional<int64_t>(decision.retryAtMs) : std::nullopt;
 }
 
 } // namespace
@@ -104,7 +124,8 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
                                             const std::string &moduleHash, const vm::Module &module,
                                             uint32_t workflowIndex, const Value &inputs,
                                             std::optional<std::string> parentRunId,
-                                            std::optional<int64_t> parentCommandId, int64_t nowMs) {
+                                            std::optional<int64_t> parentCommandId, int64_t nowMs,
+                                            int64_t attempt) {
   const vm::Workflow &workflow = module.workflows[workflowIndex];
   NewRun run;
   run.id = runId;
@@ -114,6 +135,7 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
   run.inputs = inputs;
   run.parentRunId = std::move(parentRunId);
   run.parentCommandId = parentCommandId;
+  run.attempt = attempt;
   run.createdMs = nowMs;
   if (workflow.timeoutMs) {
     run.timeoutMs = nowMs + *workflow.timeoutMs;
@@ -130,6 +152,7 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
                      {"workflow_version", Value(workflow.version)},
                      {"module_hash", Value(moduleHash)},
                      {"inputs", inputs},
+                     {"attempt", Value(attempt)},
                      {"parent_run_id", run.parentRunId ? Value(*run.parentRunId) : Value()}}));
   auto appended = tx.appendEvents(runId, std::span<const NewEvent>(&started, 1));
   if (!appended.ok()) {
@@ -361,6 +384,7 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       update.status = storeStatus(run.machine->status());
       EventType type = EventType::WorkflowCompleted;
       Object fields;
+      std::optional<int64_t> retryAtMs;
       std::optional<WorkflowError> failure = command.error;
       if (command.kind == vm::CommandKind::Complete) {
         if (payloadSize(command.value) > options.payloadLimitBytes) {
@@ -408,6 +432,14 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
                                                             : EventType::WorkflowTimedOut;
         fields.set("error", failure ? failure->toValue() : Value());
         update.error = failure ? failure->toValue() : Value();
+        if (command.kind == vm::CommandKind::Fail) {
+          retryAtMs = workflowRetryAt(run, failure, at);
+        }
+        if (retryAtMs) {
+          fields.set("will_retry", Value(true));
+          fields.set("next_attempt", Value(run.record.attempt + 1));
+          fields.set("retry_at_ms", Value(*retryAtMs));
+        }
       }
       write.events.push_back(commandEvent(run, type, command, std::move(fields), at));
       write.update = update;
@@ -415,8 +447,13 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
         auto removed = tx.removeTimersOf(runId);
         return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
       });
-      // A child reports to its parent in the same transaction.
-      if (run.record.parentRunId && run.record.parentCommandId) {
+      if (retryAtMs) {
+        // The next attempt starts when this timer fires (engine_loop.cpp, fireTimers).
+        TimerRecord retry{runId, 0, TimerKind::WorkflowRetry, *retryAtMs, at};
+        write.writes.push_back([retry](Transaction &tx) { return tx.addTimer(retry); });
+      }
+      // A child reports to its parent in the same transaction, unless it will try again.
+      if (run.record.parentRunId && run.record.parentCommandId && !retryAtMs) {
         std::string parent = *run.record.parentRunId;
         NewEvent report;
         report.timeMs = at;

@@ -66,7 +66,7 @@ struct Engine::Impl {
                                               const Value &inputs,
                                               std::optional<std::string> parentRunId,
                                               std::optional<int64_t> parentCommandId,
-                                              int64_t nowMs);
+                                              int64_t nowMs, int64_t attempt = 1);
 
   // ---- engine_checkpoint.cpp ----
   // Decides, before a commit of the run's events, whether it writes a checkpoint.
@@ -84,6 +84,8 @@ struct Engine::Impl {
   Result<bool> startTasks();
   Result<bool> matchEvents();
   Result<bool> adoptRuns();
+  // A failed run's workflow retry_policy timer fired: start the next attempt of its chain.
+  Result<bool> startNextAttempt(const TimerRecord &timer);
   void handleOutcome(AttemptOutcome outcome);
   // Waits for something to become ready; false when nothing ever will (idle for good).
   bool waitForWork(bool stopWhenOnlyExternal);

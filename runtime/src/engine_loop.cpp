@@ -299,6 +299,14 @@ Result<bool> Engine::Impl::fireTimers() {
   }
   bool progressed = false;
   for (const TimerRecord &timer : due.value()) {
+    if (timer.kind == TimerKind::WorkflowRetry) {
+      Result<bool> started = startNextAttempt(timer);
+      if (!started.ok()) {
+        return started;
+      }
+      progressed = progressed || started.value();
+      continue;
+    }
     std::optional<WorkflowError> error;
     LoadedRun *run = load(timer.runId, error);
     if (run == nullptr) {
@@ -329,8 +337,8 @@ Result<bool> Engine::Impl::fireTimers() {
       input.kind = vm::InputKind::TimeoutReached;
       event.payload = Value(payload({{"fire_at_ms", Value(timer.fireMs)}}));
       break;
-    case TimerKind::ActivityRetry:
-      continue; // retries are tasks with a due time; nothing arms this kind
+    case TimerKind::WorkflowRetry:
+      continue; // handled above: the run it belongs to has ended
     }
     PendingWrite write;
     TimerRecord fired = timer;
@@ -516,6 +524,60 @@ Result<bool> Engine::Impl::adoptRuns() {
     }
   }
   return progressed;
+}
+
+Result<bool> Engine::Impl::startNextAttempt(const TimerRecord &timer) {
+  auto record = store.query([&](const StoreReader &reader) { return reader.run(timer.runId); });
+  if (!record.ok()) {
+    return storeError(record.error());
+  }
+  TimerRecord fired = timer;
+  auto removeTimer = [fired](Transaction &tx) -> StoreStatus {
+    auto removed = tx.removeTimer(fired.runId, fired.commandId, fired.kind);
+    return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());
+  };
+  if (!record.value()) {
+    StoreStatus status = store.write(removeTimer);
+    return status.ok() ? Result<bool>(true) : Result<bool>(storeError(status.error()));
+  }
+  const RunRecord &failed = *record.value();
+  auto module = moduleByHash(failed.moduleHash);
+  if (!module.ok()) {
+    return module.error();
+  }
+  const vm::Workflow *workflow = module.value()->findWorkflow(failed.workflowId);
+  if (workflow == nullptr) {
+    return makeError(engine_errors::UnknownWorkflow, "the retried workflow is gone");
+  }
+  auto index = static_cast<uint32_t>(workflow - module.value()->workflows.data());
+  std::string next = newRunId();
+  int64_t at = now();
+  bool claimed = false;
+  StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+    // Removing the timer is the claim: of two engines, only one removes it.
+    auto removed = tx.removeTimer(fired.runId, fired.commandId, fired.kind);
+    if (!removed.ok()) {
+      return std::move(removed).error();
+    }
+    claimed = removed.value();
+    if (!claimed) {
+      return {};
+    }
+    auto created = createRun(tx, next, failed.chainId, failed.moduleHash, *module.value(), index,
+                             failed.inputs, failed.parentRunId, failed.parentCommandId, at,
+                             failed.attempt + 1);
+    if (!created.ok()) {
+      return StoreError{StoreErrorKind::Invalid, created.error().message};
+    }
+    return {};
+  });
+  if (!status.ok()) {
+    return storeError(status.error());
+  }
+  if (claimed) {
+    dirty.insert(next);
+  }
+  return claimed;
 }
 
 bool Engine::Impl::waitForWork(bool stopWhenOnlyExternal) {

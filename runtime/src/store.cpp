@@ -54,7 +54,7 @@ constexpr std::array<std::pair<RunStatus, std::string_view>, 9> kRunStatusNames{
 constexpr std::array<std::pair<TimerKind, std::string_view>, 4> kTimerKindNames{{
     {TimerKind::Timer, "timer"},
     {TimerKind::WaitTimeout, "wait_timeout"},
-    {TimerKind::ActivityRetry, "activity_retry"},
+    {TimerKind::WorkflowRetry, "workflow_retry"},
     {TimerKind::WorkflowTimeout, "workflow_timeout"},
 }};
 
@@ -109,7 +109,9 @@ StoreStatus callWrite(const WriteFunction &write, Transaction &transaction,
 
 } // namespace
 
-std::string_view runStatusName(RunStatus status) { return nameOf(kRunStatusNames, status); }
+std::string_view runStatusName(RunStatus status) {
+  return nameOf(kRunStatusNames, status);
+}
 std::optional<RunStatus> runStatusFromName(std::string_view name) {
   return valueOf(kRunStatusNames, name);
 }
@@ -131,12 +133,16 @@ bool isFinalStatus(RunStatus status) {
   return false;
 }
 
-std::string_view timerKindName(TimerKind kind) { return nameOf(kTimerKindNames, kind); }
+std::string_view timerKindName(TimerKind kind) {
+  return nameOf(kTimerKindNames, kind);
+}
 std::optional<TimerKind> timerKindFromName(std::string_view name) {
   return valueOf(kTimerKindNames, name);
 }
 
-std::string_view inboxKindName(InboxKind kind) { return nameOf(kInboxKindNames, kind); }
+std::string_view inboxKindName(InboxKind kind) {
+  return nameOf(kInboxKindNames, kind);
+}
 std::optional<InboxKind> inboxKindFromName(std::string_view name) {
   return valueOf(kInboxKindNames, name);
 }
@@ -179,8 +185,7 @@ void rollBack(Connection &connection, const Operation &operation) {
   if (!inTransaction(connection)) {
     return;
   }
-  if (StoreResult<Statement> rollback = connection.prepare(operation, "ROLLBACK");
-      rollback.ok()) {
+  if (StoreResult<Statement> rollback = connection.prepare(operation, "ROLLBACK"); rollback.ok()) {
     (void)rollback->run(operation);
   }
 }
@@ -222,16 +227,14 @@ auto retryWhileBusy(const Operation &operation, Deadline deadline, Attempt attem
 StoreStatus runWriteTransaction(Connection &connection, const Operation &operation,
                                 Deadline deadline, llvm::function_ref<StoreStatus()> body) {
   return retryWhileBusy(operation, deadline, [&]() -> StoreStatus {
-    if (StoreStatus begun = runStatement(connection, operation, "BEGIN IMMEDIATE");
-        !begun.ok()) {
+    if (StoreStatus begun = runStatement(connection, operation, "BEGIN IMMEDIATE"); !begun.ok()) {
       return begun;
     }
     if (StoreStatus done = body(); !done.ok()) {
       rollBack(connection, operation);
       return done;
     }
-    if (StoreStatus committed = runStatement(connection, operation, "COMMIT");
-        !committed.ok()) {
+    if (StoreStatus committed = runStatement(connection, operation, "COMMIT"); !committed.ok()) {
       rollBack(connection, operation);
       return committed;
     }
@@ -319,8 +322,7 @@ void BatchWriter::commitBatch(std::deque<Pending> &batch) {
           if (result.error().kind == StoreErrorKind::Busy) {
             return result; // the whole batch starts over
           }
-          if (StoreStatus undone =
-                  runStatement(connection_, operation, "ROLLBACK TO kotoba_write");
+          if (StoreStatus undone = runStatement(connection_, operation, "ROLLBACK TO kotoba_write");
               !undone.ok()) {
             return undone;
           }
@@ -360,8 +362,12 @@ Store::~Store() {
   batch_.reset(); // commits what is queued; the connection must outlive the writer thread
 }
 
-const std::string &Store::path() const { return connection_->path(); }
-Durability Store::durability() const { return options_.durability; }
+const std::string &Store::path() const {
+  return connection_->path();
+}
+Durability Store::durability() const {
+  return options_.durability;
+}
 
 StoreResult<std::unique_ptr<Store>> Store::open(const std::string &path,
                                                 const StoreOptions &options) {
@@ -379,9 +385,9 @@ StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &pat
   sqlite3 *database = nullptr;
   // NOMUTEX: the Connection's own lock serializes threads. No URI parsing, so a path is
   // always a path.
-  int code = sqlite3_open_v2(path.c_str(), &database,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+  int code =
+      sqlite3_open_v2(path.c_str(), &database,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   auto connection = std::make_unique<detail::Connection>(database, displayPath);
   detail::Operation operation{*connection, "open the store"};
   if (code != SQLITE_OK) {
@@ -391,9 +397,8 @@ StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &pat
   sqlite3_busy_timeout(database, static_cast<int>(options.busyTimeout.count()));
 
   detail::Deadline deadline = detail::SteadyClock::now() + options.busyLimit;
-  const char *synchronous = options.durability == Durability::Normal
-                                ? "PRAGMA synchronous = NORMAL"
-                                : "PRAGMA synchronous = FULL";
+  const char *synchronous = options.durability == Durability::Normal ? "PRAGMA synchronous = NORMAL"
+                                                                     : "PRAGMA synchronous = FULL";
   StoreStatus configured = detail::retryWhileBusy(operation, deadline, [&]() -> StoreStatus {
     if (!inMemory) {
       StoreResult<detail::Statement> wal =
@@ -412,8 +417,7 @@ StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &pat
       }
     }
     for (const char *pragma : {synchronous, "PRAGMA foreign_keys = ON"}) {
-      if (StoreStatus done = detail::runStatement(*connection, operation, pragma);
-          !done.ok()) {
+      if (StoreStatus done = detail::runStatement(*connection, operation, pragma); !done.ok()) {
         return done;
       }
     }
@@ -486,14 +490,12 @@ StoreStatus Store::read(llvm::function_ref<StoreStatus(const StoreReader &)> rea
   // A read transaction gives every read in `read` one snapshot, even while other
   // processes commit.
   return detail::retryWhileBusy(operation, deadline, [&]() -> StoreStatus {
-    if (StoreStatus begun = detail::runStatement(*connection_, operation, "BEGIN");
-        !begun.ok()) {
+    if (StoreStatus begun = detail::runStatement(*connection_, operation, "BEGIN"); !begun.ok()) {
       return begun;
     }
     StoreReader reader(*connection_);
     StoreStatus status = read(reader);
-    if (StoreStatus ended = detail::runStatement(*connection_, operation, "COMMIT");
-        !ended.ok()) {
+    if (StoreStatus ended = detail::runStatement(*connection_, operation, "COMMIT"); !ended.ok()) {
       detail::rollBack(*connection_, operation);
       return status.ok() ? ended : status;
     }

@@ -270,3 +270,29 @@ TEST_CASE("an activity input over the payload limit fails the step without stori
     CHECK(toJson(event.payload).size() < 1000);
   }
 }
+
+TEST_CASE("a workflow retry_policy runs the whole workflow again as a new attempt") {
+  Fixture fixture;
+  fixture.bind("charge", [](const Value &input, int64_t) -> Result<Value> {
+    if (input.asObject().find("attempt")->asInt() < 3) {
+      return final("Declined");
+    }
+    return Value("charged");
+  });
+  fixture.load(R"({ workflow: { id: "w", outputs: [{ name: "result" }, { name: "attempt" }],
+    output_mapping: { result: $.results.charge, attempt: $.run.attempt },
+    retry_policy: { initial_interval: "1m", maximum_attempts: 3 },
+    strategy: { op: "activity", activity_ref: "charge",
+                input_mapping: { attempt: $.run.attempt } } } })");
+  RunOutcome outcome = fixture.run();
+  CHECK(outcome.status == RunStatus::Completed);
+  CHECK(toJson(outcome.outputs) == R"({"result":"charged","attempt":3})");
+  CHECK(outcome.runId != fixture.runId);
+  CHECK(fixture.log.snapshot().size() == 3);
+  // The first attempt failed for good and says when the next one starts.
+  std::vector<EventRecord> first = fixture.events();
+  REQUIRE(first.back().type == EventType::WorkflowFailed);
+  CHECK(first.back().payload.asObject().find("will_retry")->asBool());
+  CHECK(first.back().payload.asObject().find("retry_at_ms")->asInt() - first.back().timeMs ==
+        60'000);
+}

@@ -28,16 +28,15 @@ TEST_CASE("a lease is taken when free, refused while held, and taken over after 
   auto store = ok(Store::openInMemory());
   createRun(*store, newRun("r-1"));
   auto acquire = [&](std::string owner, int64_t now, int64_t expiry) {
-    return ok(inTransaction(*store, [&](Transaction &tx) {
-      return tx.acquireLease("r-1", owner, now, expiry);
-    }));
+    return ok(inTransaction(
+        *store, [&](Transaction &tx) { return tx.acquireLease("r-1", owner, now, expiry); }));
   };
   CHECK(acquire("engine-a", 1000, 2000));
   CHECK_FALSE(acquire("engine-b", 1500, 2500));
   CHECK(acquire("engine-a", 1500, 2500)); // the holder may take it again (extends it)
   auto holds = [&](int64_t now) {
-    return ok(store->query(
-        [&](const StoreReader &r) { return r.holdsLease("r-1", "engine-a", now); }));
+    return ok(
+        store->query([&](const StoreReader &r) { return r.holdsLease("r-1", "engine-a", now); }));
   };
   CHECK(holds(2499));
   CHECK_FALSE(holds(2500));
@@ -50,9 +49,8 @@ TEST_CASE("a lease is taken when free, refused while held, and taken over after 
   CHECK(lease->expiryMs == 3500);
 
   // engine-a wakes up: its renewal and its writes are refused.
-  CHECK_FALSE(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.renewLease("r-1", "engine-a", 9000);
-  })));
+  CHECK_FALSE(ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.renewLease("r-1", "engine-a", 9000); })));
   StoreStatus fenced = store->write([](Transaction &tx) -> StoreStatus {
     if (StoreStatus held = tx.requireLease("r-1", "engine-a", 2600); !held.ok()) {
       return held;
@@ -64,21 +62,18 @@ TEST_CASE("a lease is taken when free, refused while held, and taken over after 
   CHECK(error.message.find("held by engine-b, not engine-a") != std::string::npos);
   CHECK(history(*store, "r-1").empty());
 
-  CHECK(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.renewLease("r-1", "engine-b", 5000);
-  })));
+  CHECK(ok(inTransaction(*store,
+                         [](Transaction &tx) { return tx.renewLease("r-1", "engine-b", 5000); })));
   ok(store->write([](Transaction &tx) { return tx.requireLease("r-1", "engine-b", 4000); }));
   StoreError expired = failure(
       store->write([](Transaction &tx) { return tx.requireLease("r-1", "engine-b", 5000); }),
       StoreErrorKind::Conflict);
   CHECK(expired.message.find("expired at 5000 ms") != std::string::npos);
 
-  CHECK_FALSE(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.releaseLease("r-1", "engine-a");
-  })));
-  CHECK(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.releaseLease("r-1", "engine-b");
-  })));
+  CHECK_FALSE(ok(
+      inTransaction(*store, [](Transaction &tx) { return tx.releaseLease("r-1", "engine-a"); })));
+  CHECK(ok(
+      inTransaction(*store, [](Transaction &tx) { return tx.releaseLease("r-1", "engine-b"); })));
   StoreError none = failure(
       store->write([](Transaction &tx) { return tx.requireLease("r-1", "engine-b", 4000); }),
       StoreErrorKind::Conflict);
@@ -100,8 +95,7 @@ TEST_CASE("active runs without a live lease are offered for takeover") {
   auto unowned =
       ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 10); }));
   CHECK(unowned == std::vector<std::string>{"expired", "free"});
-  auto limited =
-      ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 1); }));
+  auto limited = ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 1); }));
   CHECK(limited == std::vector<std::string>{"expired"});
 }
 
@@ -115,7 +109,7 @@ TEST_CASE("timers are found when due, earliest first, and the next fire time is 
     ok(tx.addTimer(TimerRecord{"b", 0, TimerKind::WorkflowTimeout, 2000, 1}));
     ok(tx.addTimer(TimerRecord{"a", 4, TimerKind::WaitTimeout, 9000, 1}));
     // The same command may have a timer of another kind alongside.
-    ok(tx.addTimer(TimerRecord{"a", 3, TimerKind::ActivityRetry, 7000, 1}));
+    ok(tx.addTimer(TimerRecord{"a", 3, TimerKind::WorkflowRetry, 7000, 1}));
     return {};
   }));
   CHECK(ok(store->query([](const StoreReader &r) { return r.nextTimerMs(); })) == 2000);
@@ -127,7 +121,7 @@ TEST_CASE("timers are found when due, earliest first, and the next fire time is 
   CHECK(due[0].runId == "b");
   CHECK(due[0].kind == TimerKind::WorkflowTimeout);
   CHECK(due[1].fireMs == 5000);
-  CHECK(due[2].kind == TimerKind::ActivityRetry);
+  CHECK(due[2].kind == TimerKind::WorkflowRetry);
   CHECK(ok(store->query([](const StoreReader &r) { return r.dueTimers(7000, 1); })).size() == 1);
 
   // Re-arming replaces; removing reports whether the timer was there.
@@ -155,17 +149,16 @@ TEST_CASE("tasks become available when due, are claimed once, and return when a 
   auto store = ok(Store::openInMemory());
   createRun(*store, newRun("r-1"));
   ok(store->write([](Transaction &tx) -> StoreStatus {
-    ok(tx.addTask(NewTask{"r-1", 1, "pay", "charge", json(R"({"amount":5})"), 1, 100,
-                          "r-1/pay/1", 50}));
+    ok(tx.addTask(
+        NewTask{"r-1", 1, "pay", "charge", json(R"({"amount":5})"), 1, 100, "r-1/pay/1", 50}));
     ok(tx.addTask(NewTask{"r-1", 2, "ship", "ship", json("{}"), 1, 300, "r-1/ship/1", 50}));
     return {};
   }));
   CHECK(ok(store->query([](const StoreReader &r) { return r.nextTaskAvailableMs(); })) == 100);
   CHECK(ok(store->query([](const StoreReader &r) { return r.availableTasks(99, 10); })).empty());
 
-  std::vector<TaskRecord> claimed = ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.claimAvailableTasks("worker-1", 200, 1200, 10);
-  }));
+  std::vector<TaskRecord> claimed = ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.claimAvailableTasks("worker-1", 200, 1200, 10); }));
   REQUIRE(claimed.size() == 1);
   CHECK(claimed[0].commandId == 1);
   CHECK(claimed[0].owner == "worker-1");
@@ -173,16 +166,13 @@ TEST_CASE("tasks become available when due, are claimed once, and return when a 
   CHECK(toJson(claimed[0].input) == R"({"amount":5})");
 
   // Claimed, the task is not available to another worker until its lease lapses.
-  CHECK_FALSE(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.claimTask("r-1", 1, "worker-2", 1000, 2000);
-  })));
+  CHECK_FALSE(ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.claimTask("r-1", 1, "worker-2", 1000, 2000); })));
   CHECK(ok(store->query([](const StoreReader &r) { return r.nextTaskAvailableMs(); })) == 300);
-  CHECK(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.renewTask("r-1", 1, "worker-1", 1500);
-  })));
-  CHECK_FALSE(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.renewTask("r-1", 1, "worker-2", 9999);
-  })));
+  CHECK(ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.renewTask("r-1", 1, "worker-1", 1500); })));
+  CHECK_FALSE(ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.renewTask("r-1", 1, "worker-2", 9999); })));
 
   // worker-1 dies: at 1500 the task is available again and worker-2 takes it.
   std::vector<TaskRecord> available =
@@ -191,9 +181,8 @@ TEST_CASE("tasks become available when due, are claimed once, and return when a 
   CHECK(available[0].commandId == 2);
   CHECK(available[1].commandId == 1);
   CHECK(available[1].owner == "worker-1");
-  CHECK(ok(inTransaction(*store, [](Transaction &tx) {
-    return tx.claimTask("r-1", 1, "worker-2", 1500, 2500);
-  })));
+  CHECK(ok(inTransaction(
+      *store, [](Transaction &tx) { return tx.claimTask("r-1", 1, "worker-2", 1500, 2500); })));
   auto task = ok(store->query([](const StoreReader &r) { return r.task("r-1", 1); }));
   REQUIRE(task.has_value());
   CHECK(task->owner == "worker-2");
@@ -246,12 +235,10 @@ TEST_CASE("a wait finds the oldest matching published event it has not consumed"
   CHECK_FALSE(find("r-1", 1000, R"({"doc":"1"})").has_value());
   CHECK_FALSE(find("r-1", 1000, R"({"missing":null})").has_value());
 
-  CHECK(ok(inTransaction(*store, [&](Transaction &tx) {
-    return tx.consumePublishedEvent("r-1", matching, 1100);
-  })));
-  CHECK_FALSE(ok(inTransaction(*store, [&](Transaction &tx) {
-    return tx.consumePublishedEvent("r-1", matching, 1100);
-  })));
+  CHECK(ok(inTransaction(
+      *store, [&](Transaction &tx) { return tx.consumePublishedEvent("r-1", matching, 1100); })));
+  CHECK_FALSE(ok(inTransaction(
+      *store, [&](Transaction &tx) { return tx.consumePublishedEvent("r-1", matching, 1100); })));
   CHECK(find("r-1", 1000, R"({"doc":1})")->id == later);
   // Another run still sees it: consumption is per run.
   CHECK(find("r-2", 1000, R"({"doc":1})")->id == matching);
@@ -361,8 +348,9 @@ TEST_CASE("checkpoints chain, are found at or before a seq, and the oldest are p
         2);
   CHECK_FALSE(
       ok(store->query([](const StoreReader &r) { return r.checkpointAtOrBefore("r-1", 5); })));
-  CHECK(ok(store->query([](const StoreReader &r) { return r.checkpointAtOrBefore("r-1", 7); }))
-            ->seq == 6);
+  CHECK(ok(store->query([](const StoreReader &r) {
+          return r.checkpointAtOrBefore("r-1", 7);
+        }))->seq == 6);
   // Pruning keeps the chain verifiable: the oldest kept names a pruned predecessor.
   ChainReport report = ok(store->query([](const StoreReader &r) { return r.verifyRun("r-1"); }));
   CHECK(report.checkpointsChecked == 2);
@@ -401,8 +389,8 @@ TEST_CASE("purge deletes old finished runs with everything they own, and orphane
   };
   NewRun old = newRun("old", 10);
   createRun(*store, old);
-  append(*store, "old", {event(EventType::WorkflowStarted, 10, "{}"),
-                         event(EventType::WorkflowFailed, 20, "{}")});
+  append(*store, "old",
+         {event(EventType::WorkflowStarted, 10, "{}"), event(EventType::WorkflowFailed, 20, "{}")});
   int64_t published = 0;
   ok(store->write([&](Transaction &tx) -> StoreStatus {
     ok(tx.saveCheckpoint("old", 2, "state", 20));
@@ -426,10 +414,12 @@ TEST_CASE("purge deletes old finished runs with everything they own, and orphane
   createRun(*store, newRun("blocked", 10));
   finish("blocked", RunStatus::Blocked, 20);
 
-  StoreError invalid = failure(inTransaction(*store, [](Transaction &tx) {
-    return tx.purge(PurgeOptions{{RunStatus::Running}, 1000});
-  }),
-                               StoreErrorKind::Invalid);
+  StoreError invalid =
+      failure(inTransaction(*store,
+                            [](Transaction &tx) {
+                              return tx.purge(PurgeOptions{{RunStatus::Running}, 1000});
+                            }),
+              StoreErrorKind::Invalid);
   CHECK(invalid.message.find("RUNNING runs are not finished") != std::string::npos);
 
   PurgeCounts onlyFailed = ok(inTransaction(*store, [](Transaction &tx) {

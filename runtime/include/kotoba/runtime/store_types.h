@@ -218,7 +218,7 @@ struct CheckpointRecord {
   int64_t createdMs = 0;
 };
 
-enum class TimerKind : uint8_t { Timer, WaitTimeout, ActivityRetry, WorkflowTimeout };
+enum class TimerKind : uint8_t { Timer, WaitTimeout, WorkflowRetry, WorkflowTimeout };
 [[nodiscard]] std::string_view timerKindName(TimerKind kind);
 [[nodiscard]] std::optional<TimerKind> timerKindFromName(std::string_view name);
 
@@ -251,9 +251,9 @@ struct TaskRecord {
   int64_t attempt = 1;
   int64_t dueMs = 0;
   std::string idempotencyKey;
-  std::optional<std::string> owner;        // set while running
-  std::optional<int64_t> leaseExpiryMs;    // set while running
-  int64_t availableMs = 0;                 // when a worker may take it
+  std::optional<std::string> owner;     // set while running
+  std::optional<int64_t> leaseExpiryMs; // set while running
+  int64_t availableMs = 0;              // when a worker may take it
   int64_t createdMs = 0;
 };
 
