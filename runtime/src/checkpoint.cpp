@@ -9,6 +9,7 @@
 
 #include <array>
 #include <limits>
+#include <set>
 #include <variant>
 
 namespace kotoba::runtime {
@@ -39,10 +40,21 @@ std::optional<vm::CommandKind> commandKindNamed(std::string_view name) {
   return std::nullopt;
 }
 
-Value commandsValue(const CommandInfos &commands) {
+// The infos the engine can still need: those of the commands the machine waits on (an
+// outcome, a timer or a cancel can still name them) and of every child run (terminating the
+// run terminates its children). The others only grow with the history: storing them made
+// each checkpoint, and so each resume, cost time in proportion to the run's length (5,000
+// activities: 15,002 events, 4x the run time and 0.36 s per resume in a debug build).
+Value commandsValue(const vm::Machine &machine, const CommandInfos &commands) {
+  std::set<vm::CommandId> pending;
+  for (const vm::Command &command : machine.pendingCommands()) {
+    pending.insert(command.id);
+  }
   Array array;
-  array.reserve(commands.size());
   for (const auto &[id, info] : commands) {
+    if (!pending.contains(id) && info.kind != vm::CommandKind::StartChild) {
+      continue;
+    }
     Object entry;
     entry.appendNew("id", Value(static_cast<int64_t>(id)));
     entry.appendNew("kind", Value(vm::commandKindName(info.kind)));
@@ -111,7 +123,7 @@ std::string encodeCheckpoint(std::string_view moduleHash, const vm::Machine &mac
   state.appendNew("format", Value(kCheckpointFormat));
   state.appendNew("module_hash", Value(moduleHash));
   state.appendNew("machine", machine.snapshot());
-  state.appendNew("commands", commandsValue(commands));
+  state.appendNew("commands", commandsValue(machine, commands));
   return toJson(Value(std::move(state)));
 }
 

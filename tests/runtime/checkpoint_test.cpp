@@ -364,3 +364,24 @@ TEST_CASE("checkpoints can be turned off") {
   std::string runId = parkLongRun(engine, 50);
   CHECK(checkpointsOf(*temp.store, runId).empty());
 }
+
+TEST_CASE("a checkpoint holds the live state only, so its size does not grow with the history") {
+  auto latestStateSize = [](int iterations) {
+    TempStore temp;
+    VirtualClock clock(1'700'000'000'000);
+    std::atomic<int> calls{0};
+    ActivityRegistry registry;
+    bindStep(registry, calls);
+    Engine engine(*temp.store, registry, clock);
+    std::string runId = parkLongRun(engine, iterations);
+    std::vector<CheckpointRecord> checkpoints = checkpointsOf(*temp.store, runId);
+    REQUIRE_FALSE(checkpoints.empty());
+    return checkpoints.back().state.size();
+  };
+  size_t shortRun = latestStateSize(20);
+  size_t longRun = latestStateSize(400);
+  CAPTURE(shortRun);
+  CAPTURE(longRun);
+  // Only the digits of the counters differ.
+  CHECK(longRun < shortRun + 16);
+}

@@ -24,7 +24,9 @@ inline constexpr int64_t kCheckpointFormat = 1;
 
 // The bytes of a checkpoint's state: compact JSON
 //   {"format": 1, "module_hash": H, "machine": SNAPSHOT, "commands": [COMMAND_INFO...]}
-// where SNAPSHOT is vm::Machine::snapshot() and the commands are the engine's CommandInfos.
+// where SNAPSHOT is vm::Machine::snapshot() and the commands are the engine's CommandInfos of
+// the commands still pending and of the child runs it started; the infos of commands that
+// were answered long ago would make a checkpoint grow with the history.
 [[nodiscard]] std::string encodeCheckpoint(std::string_view moduleHash, const vm::Machine &machine,
                                            const CommandInfos &commands);
 
