@@ -20,6 +20,11 @@ TEST_CASE("a sequence calls its activities in order and maps the outputs") {
   CHECK(harness.run(json(R"({"n": 4})")) == RunStatus::Completed);
   CHECK(harness.calls == std::vector<std::string>{"first", "second"});
   CHECK(toJson(harness.outputs()) == R"({"total":40,"label":"n=4"})");
+  // Each command carries the line of the step that issued it.
+  auto scheduled = harness.commandsOf(vm::CommandKind::ScheduleActivity);
+  REQUIRE(scheduled.size() == 2);
+  CHECK(scheduled[0].location.line == 6);
+  CHECK(scheduled[1].location.line == 7);
 }
 
 TEST_CASE("an output that nothing sets reads as null and wrong types fail the run") {

@@ -101,7 +101,8 @@ CommandId MachineState::issue(Fiber &fiber, Command command, WaitKind kind,
                               uint32_t resultRegister) {
   command.id = nextCommand++;
   command.fiber = fiber.id;
-  command.location = locationOf(fiber);
+  // The fiber has already moved past the instruction that issued the command.
+  command.location = locationAt(fiber, fiber.pc - 1);
   PendingCommand waiting;
   waiting.kind = kind;
   waiting.fiber = fiber.id;
@@ -176,9 +177,15 @@ void MachineState::writeResult(uint32_t scope, const std::string &name, Value va
 }
 
 SourceLocation MachineState::locationOf(const Fiber &fiber) const {
+  return locationAt(fiber, fiber.pc);
+}
+
+SourceLocation MachineState::locationAt(const Fiber &fiber, uint32_t index) const {
   const Block &block = workflow().blocks[fiber.block];
-  uint32_t index = fiber.pc < block.locations.size() ? fiber.pc : 0;
-  return block.locations.empty() ? SourceLocation{} : block.locations[index];
+  if (block.locations.empty()) {
+    return SourceLocation{};
+  }
+  return block.locations[index < block.locations.size() ? index : 0];
 }
 
 WorkflowError MachineState::located(WorkflowError error, const Fiber &fiber) const {

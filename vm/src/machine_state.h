@@ -162,6 +162,7 @@ public:
   void writeVar(uint32_t scope, const std::string &name, Value value);
   void writeResult(uint32_t scope, const std::string &name, Value value);
   [[nodiscard]] SourceLocation locationOf(const Fiber &fiber) const;
+  [[nodiscard]] SourceLocation locationAt(const Fiber &fiber, uint32_t index) const;
   [[nodiscard]] WorkflowError located(WorkflowError error, const Fiber &fiber) const;
 
   std::shared_ptr<const Module> module;
