@@ -39,6 +39,19 @@ CliResult<std::unique_ptr<runtime::Store>> existingStoreFor(const GlobalOptions 
   return store;
 }
 
+// The run `target` names in the store, as `export` would write it.
+CliResult<ExportedRun> readStoredRun(const GlobalOptions &global, const std::string &target) {
+  CliResult<std::unique_ptr<runtime::Store>> store = openExistingStore(global);
+  if (!store.ok()) {
+    return store.failure();
+  }
+  if (!store.value()) {
+    return usageFailure("'" + target + "' is neither a file nor a run: there is no store at '" +
+                        global.dbPath + "'");
+  }
+  return readRunForExport(*store.value(), target);
+}
+
 // A module given on the command line (.kbc or .kotoba), with the hash it is stored under.
 struct GivenModule {
   std::shared_ptr<const vm::Module> module;
@@ -361,23 +374,9 @@ int exportCommand(const GlobalOptions &global, const ExportOptions &options) {
 
 int replayCommand(const GlobalOptions &global, const ReplayOptions &options) {
   std::error_code error;
-  bool isFile = std::filesystem::is_regular_file(options.target, error);
-  CliResult<ExportedRun> exported = usageFailure("nothing to replay");
-  if (isFile) {
-    exported = readExport(options.target);
-  } else {
-    CliResult<std::unique_ptr<runtime::Store>> store = openExistingStore(global);
-    if (!store.ok()) {
-      return report(store.failure());
-    }
-    if (!store.value()) {
-      return report(usageFailure("'" + options.target +
-                                 "' is neither a file nor a run: there "
-                                 "is no store at '" +
-                                 global.dbPath + "'"));
-    }
-    exported = readRunForExport(*store.value(), options.target);
-  }
+  CliResult<ExportedRun> exported = std::filesystem::is_regular_file(options.target, error)
+                                        ? readExport(options.target)
+                                        : readStoredRun(global, options.target);
   if (!exported.ok()) {
     return report(exported.failure());
   }

@@ -78,6 +78,7 @@ public:
 
   [[nodiscard]] vm::Machine &machine() { return *machine_; }
   [[nodiscard]] const vm::Machine &machine() const { return *machine_; }
+  // Hands the machine over (to a loaded run); the replay is spent afterwards.
   [[nodiscard]] std::unique_ptr<vm::Machine> takeMachine() { return std::move(machine_); }
   [[nodiscard]] CommandInfos &commands() { return commands_; }
   [[nodiscard]] const CommandInfos &commands() const { return commands_; }
