@@ -141,6 +141,8 @@ Result<ActivityBinding> parseBinding(std::string_view option) {
     implementation.set("type", "http");
     implementation.set("method", "POST");
     implementation.set("url", std::string(url));
+    // runtime.md section 9: the result of an http binding is the response body.
+    implementation.set("result", "body");
     binding.implementation = Value(std::move(implementation));
     return binding;
   }

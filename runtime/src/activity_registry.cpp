@@ -15,11 +15,12 @@ namespace kotoba::runtime {
 
 namespace {
 
-// Types the language names whose activities are not built yet.
+// Types the language names whose factories come from the standard activities library
+// (stdlib-activities), which registers them over these placeholders.
 constexpr std::array<std::string_view, 4> kPlannedTypes = {"http", "sql", "email", "webhook"};
 
-// Stands in for an implementation type that has no factory yet: resolving succeeds (the
-// module is valid), running fails with a message that says what to do instead.
+// Stands in for an implementation type whose factory was not registered: resolving succeeds
+// (the module is valid), running fails with a message that says what to do instead.
 class UnavailableActivity final : public Activity {
 public:
   explicit UnavailableActivity(std::string implementationType)

@@ -54,7 +54,7 @@ std::optional<WorkflowError> checkFieldNames(const runtime::ImplementationReques
         list += list.empty() ? std::string(field) : ", " + std::string(field);
       }
       return invalidImplementation(request.activityName,
-                                   fmt::format("unknown field '{}' in a {} implementation; it "
+                                   fmt::format("unknown field '{}' in the {} implementation; it "
                                                "takes {}",
                                                entry.key, typeName, list));
     }
@@ -69,7 +69,7 @@ const Value *FieldChecker::find(std::string_view field) const {
 WorkflowError FieldChecker::wrongKind(std::string_view field, std::string_view expected,
                                       const Value &found) const {
   return invalidImplementation(request_.activityName,
-                               fmt::format("'{}' of a {} implementation must be {}, found {}",
+                               fmt::format("'{}' of the {} implementation must be {}, found {}",
                                            field, typeName_, expected, describeValue(found)));
 }
 
@@ -80,7 +80,7 @@ std::optional<WorkflowError> FieldChecker::required(std::string_view field,
   }
   return invalidImplementation(
       request_.activityName,
-      fmt::format("a {} implementation needs '{}', as in {}", typeName_, field, example));
+      fmt::format("the {} implementation needs '{}', as in {}", typeName_, field, example));
 }
 
 std::optional<WorkflowError> FieldChecker::string(std::string_view field) const {
@@ -128,7 +128,7 @@ std::optional<WorkflowError> FieldChecker::textMap(std::string_view field) const
     if (!element.isString() && !element.isNumber() && !element.isBool() && !element.isNull()) {
       return invalidImplementation(
           request_.activityName,
-          fmt::format("'{}.{}' of a {} implementation must be a string, number, boolean or "
+          fmt::format("'{}.{}' of the {} implementation must be a string, number, boolean or "
                       "null, found {}",
                       field, entry.key, typeName_, describeValue(element)));
     }

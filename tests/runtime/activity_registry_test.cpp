@@ -192,7 +192,7 @@ TEST_CASE("--bind splits process command lines like a shell but never expands an
 
 TEST_CASE("--bind takes http:URL and a bare http URL") {
   Value expected = json(R"({"type": "http", "method": "POST",
-                            "url": "http://127.0.0.1:8080/charge"})");
+                            "url": "http://127.0.0.1:8080/charge", "result": "body"})");
   Result<ActivityBinding> prefixed = parseBinding("charge=http:http://127.0.0.1:8080/charge");
   REQUIRE(prefixed.ok());
   CHECK(prefixed->implementation == expected);

@@ -167,11 +167,11 @@ TEST_CASE("sql implementations with unknown or malformed fields are refused with
   };
   const Case cases[] = {
       {R"({"type": "sql", "database": "a.db", "statment": "SELECT 1"})",
-       "unknown field 'statment' in a sql implementation; it takes database, statement, "
+       "unknown field 'statment' in the sql implementation; it takes database, statement, "
        "busy_timeout, create, read_only"},
-      {R"({"type": "sql", "statement": "SELECT 1"})", "a sql implementation needs 'database'"},
+      {R"({"type": "sql", "statement": "SELECT 1"})", "the sql implementation needs 'database'"},
       {R"({"type": "sql", "database": "a.db", "statement": [1]})",
-       "'statement' of a sql implementation must be a string or an array of strings, found "
+       "'statement' of the sql implementation must be a string or an array of strings, found "
        "integer 1"},
       {R"({"type": "sql", "database": "a.db", "statement": []})", "'statement' is an empty list"},
       {R"({"type": "sql", "database": "a.db", "statement": "SELECT 1", "busy_timeout": "1M"})",

@@ -12,9 +12,10 @@
 // Words may hold implementation templates (`${$.input.id}`), as in a declaration.
 //
 // The result is an implementation object, {type: "process", command, args} or {type:
-// "http", method: "POST", url}, which ActivityRegistry::bindImplementation turns into an
-// activity. Until the HTTP activity exists, an http binding is accepted and its attempts
-// fail with ActivityUnavailable (TODO(#4): the HTTP activity).
+// "http", method: "POST", url, result: "body"}, which ActivityRegistry::bindImplementation
+// turns into an activity. The http factory comes from the standard activities
+// (kotoba::stdlib::registerStandardActivities); a registry without them accepts an http
+// binding and its attempts fail with ActivityUnavailable.
 #pragma once
 
 #include "kotoba/vm/error.h"

@@ -12,9 +12,10 @@
 // registry keeps only host bindings, factories and functions, and resolve() gives each
 // module its own ModuleActivities table; the engine resolves once per module hash.
 //
-// Factories exist for `function` and `process`; `http`, `sql`, `email` and `webhook` are
-// accepted and fail at run time with ActivityUnavailable until their factories are
-// registered (TODO(#4): the HTTP, SQL, e-mail and webhook activities). Any other type is an
+// Factories exist for `function` and `process`. The factories of `http`, `sql`, `email` and
+// `webhook` live in the standard activities library, which the runtime does not link;
+// kotoba::stdlib::registerStandardActivities installs them. Without it those types are
+// accepted and fail at run time with ActivityUnavailable. Any other type is an
 // InvalidImplementation error when the module is resolved.
 #pragma once
 
