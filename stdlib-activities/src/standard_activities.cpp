@@ -10,6 +10,7 @@ void registerStandardActivities(runtime::ActivityRegistry &registry) {
   registry.registerFactory("sql", sqlActivityFactory());
   registry.registerFactory("http", httpActivityFactory());
   registry.registerFactory("webhook", webhookActivityFactory());
+  registry.registerFactory("email", emailActivityFactory());
 }
 
 } // namespace kotoba::stdlib
