@@ -121,17 +121,23 @@ std::optional<std::string> FieldReader::string(std::string_view key, bool requir
   return member->value->text;
 }
 
+void FieldReader::reportKind(std::string_view key, const Node *value,
+                             std::string_view expected) {
+  // A constant of another kind is the wrong type; an expression is not evaluated here at all.
+  DiagnosticKind kind = checker_.isConstant(value) ? DiagnosticKind::WrongType
+                                                   : DiagnosticKind::ExpressionInConstant;
+  checker_.error(kind, value->range,
+                 fmt::format("'{}' must be {}, found {}", key, expected,
+                             nodeKindDescription(value->kind)));
+}
+
 std::optional<int64_t> FieldReader::integer(std::string_view key) {
   const ObjectMember *member = find(key);
   if (member == nullptr) {
     return std::nullopt;
   }
   if (member->value->kind != NodeKind::Integer) {
-    DiagnosticKind kind = checker_.isConstant(member->value) ? DiagnosticKind::WrongType
-                                                             : DiagnosticKind::ExpressionInConstant;
-    checker_.error(kind, member->value->range,
-                   fmt::format("'{}' must be an integer constant, found {}", key,
-                               nodeKindDescription(member->value->kind)));
+    reportKind(key, member->value, "an integer constant");
     return std::nullopt;
   }
   return member->value->intValue;
@@ -148,11 +154,7 @@ std::optional<double> FieldReader::number(std::string_view key) {
   if (member->value->kind == NodeKind::Double) {
     return member->value->doubleValue;
   }
-  DiagnosticKind kind = checker_.isConstant(member->value) ? DiagnosticKind::WrongType
-                                                           : DiagnosticKind::ExpressionInConstant;
-  checker_.error(kind, member->value->range,
-                 fmt::format("'{}' must be a number constant, found {}", key,
-                             nodeKindDescription(member->value->kind)));
+  reportKind(key, member->value, "a number constant");
   return std::nullopt;
 }
 
@@ -162,11 +164,7 @@ std::optional<bool> FieldReader::boolean(std::string_view key) {
     return std::nullopt;
   }
   if (member->value->kind != NodeKind::Bool) {
-    DiagnosticKind kind = checker_.isConstant(member->value) ? DiagnosticKind::WrongType
-                                                             : DiagnosticKind::ExpressionInConstant;
-    checker_.error(kind, member->value->range,
-                   fmt::format("'{}' must be true or false, found {}", key,
-                               nodeKindDescription(member->value->kind)));
+    reportKind(key, member->value, "true or false");
     return std::nullopt;
   }
   return member->value->boolValue;

@@ -49,6 +49,8 @@ public:
   [[nodiscard]] const Node *node() const { return object_; }
 
 private:
+  void reportKind(std::string_view key, const Node *value, std::string_view expected);
+
   Checker &checker_;
   const Node *object_;
   std::string context_;

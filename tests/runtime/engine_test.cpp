@@ -1,18 +1,11 @@
 // The engine end to end on a real SQLite store: runs complete through recorded history,
 // survive being reloaded by a fresh engine, refuse bad starts without writing anything, and
 // record every step as events.
-#include "kotoba/compiler/codegen.h"
-#include "kotoba/compiler/compile.h"
-#include "kotoba/runtime/engine.h"
-#include "kotoba/vm/json.h"
+#include "engine_support.h"
 
-#include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <atomic>
-#include <filesystem>
-#include <sstream>
 #include <thread>
 
 using namespace kotoba;
@@ -20,49 +13,15 @@ using namespace kotoba::runtime;
 
 namespace {
 
-vm::Module compile(const std::string &source) {
-  compiler::Compilation compilation;
-  bool ok = compiler::checkSource(compilation, "engine.kotoba", source);
-  std::ostringstream diagnostics;
-  compilation.diagnostics.print(diagnostics);
-  REQUIRE_MESSAGE(ok, diagnostics.str());
-  return compiler::generateModule(compilation.program, compilation.sources);
-}
+vm::Module compile(const std::string &source) { return testing::compileWorkflow(source); }
 
-Value json(const std::string &text) {
-  Result<Value> parsed = parseJson(text);
-  REQUIRE(parsed.ok());
-  return parsed.value();
-}
+Value json(const std::string &text) { return testing::parse(text); }
 
-struct TempStore {
-  std::filesystem::path directory;
-  std::unique_ptr<Store> store;
-  explicit TempStore(Durability durability = Durability::Normal) {
-    directory = std::filesystem::temp_directory_path() /
-                ("kotoba-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    std::filesystem::create_directories(directory);
-    StoreOptions options;
-    options.durability = durability;
-    auto opened = Store::open((directory / "kotoba.db").string(), options);
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-  }
-  ~TempStore() {
-    store.reset();
-    std::filesystem::remove_all(directory);
-  }
-  static std::atomic<int> &counter() {
-    static std::atomic<int> value{0};
-    return value;
-  }
-};
+using TempStore = testing::TemporaryStore;
 
 std::vector<std::string> eventTypes(Store &store, const std::string &runId) {
-  auto events = store.query([&](const StoreReader &reader) { return reader.events(runId); });
-  REQUIRE(events.ok());
   std::vector<std::string> types;
-  for (const EventRecord &event : events.value()) {
+  for (const EventRecord &event : testing::history(store, runId)) {
     types.emplace_back(eventTypeName(event.type));
   }
   return types;
