@@ -2,6 +2,7 @@
 #include "cli_engine.h"
 
 #include "kotoba/runtime/activity_binding.h"
+#include "kotoba/stdlib/standard_activities.h"
 
 #include <fmt/format.h>
 
@@ -38,6 +39,7 @@ EngineSession::~EngineSession() {
 
 CliResult<std::unique_ptr<runtime::ActivityRegistry>> makeActivities(const EngineSetup &setup) {
   auto activities = std::make_unique<runtime::ActivityRegistry>();
+  stdlib::registerStandardActivities(*activities);
   activities->bindBuiltins();
   std::string here = currentDirectory();
   for (const std::string &option : setup.bindings) {
