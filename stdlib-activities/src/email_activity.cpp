@@ -30,6 +30,8 @@ using runtime::ActivityContext;
 
 namespace {
 
+// TODO(#6): only plain SMTP with optional STARTTLS; implicit TLS (smtps, port 465), HTML
+// bodies and attachments are not supported yet.
 constexpr int64_t kDefaultSmtpPort = 25;
 
 struct SmtpCall {

@@ -241,6 +241,9 @@ Result<HttpRequest> HttpActivity::resolve(const Value &input, ActivityContext &c
   request.accepted = shape_.accepted;
   request.followRedirects = shape_.followRedirects;
 
+  // TODO(#6): values templated into `url` go in unescaped, so an input holding '/' or '?'
+  // changes the path; templates cannot tell an activity which parts came from the input.
+  // Data belongs in `query`, which is encoded.
   std::string url = fields.find("url")->asString();
   if (!startsWithNoCase(url, "http://") && !startsWithNoCase(url, "https://")) {
     return detail::invalidImplementation(
