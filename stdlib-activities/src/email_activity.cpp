@@ -57,6 +57,10 @@ Result<std::vector<MailAddress>> readAddresses(const Value *value, std::string_v
   }
   Array items = value->isArray() ? value->asArray() : Array{*value};
   for (const Value &item : items) {
+    // An empty string is no address, so `cc: "${$.input.cc ?? ''}"` can leave cc empty.
+    if (item.isString() && item.asString().find_first_not_of(" \t") == std::string::npos) {
+      continue;
+    }
     std::optional<MailAddress> address =
         item.isString() ? detail::parseMailAddress(item.asString()) : std::nullopt;
     if (!address) {

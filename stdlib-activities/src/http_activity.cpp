@@ -292,6 +292,19 @@ constexpr std::string_view kHttpExample =
 constexpr std::string_view kWebhookExample =
     "{type: \"webhook\", url: \"http://127.0.0.1:9000/hooks/order\"}";
 
+// A url without templates is checked now rather than at the first attempt.
+std::optional<WorkflowError> checkConstantUrl(const runtime::ImplementationRequest &request) {
+  const Value *url = request.implementation.asObject().find("url");
+  if (url == nullptr || !url->isString() || detail::holdsTemplate(*url) ||
+      startsWithNoCase(url->asString(), "http://") ||
+      startsWithNoCase(url->asString(), "https://")) {
+    return std::nullopt;
+  }
+  return detail::invalidImplementation(
+      request.activityName,
+      fmt::format("'url' must start with http:// or https://, found '{}'", url->asString()));
+}
+
 // Header names are not templates; a name that is not a token would break the request.
 std::optional<WorkflowError> checkHeaderNames(const runtime::ImplementationRequest &request) {
   const Value *headers = request.implementation.asObject().find("headers");
@@ -363,7 +376,8 @@ makeHttpActivity(const runtime::ImplementationRequest &request, bool webhook) {
   for (std::optional<WorkflowError> problem :
        {fieldNames, check.required("url", webhook ? kWebhookExample : kHttpExample),
         check.string("url"), check.textMap("headers"), check.textMap("query"),
-        check.duration("timeout"), check.boolean("follow_redirects"), checkHeaderNames(request)}) {
+        check.duration("timeout"), check.boolean("follow_redirects"), checkConstantUrl(request),
+        checkHeaderNames(request)}) {
     if (problem) {
       return std::move(*problem);
     }

@@ -126,7 +126,8 @@ TEST_CASE("recipients, subject and text may come from the input") {
   auto mailer = mailerFor(server, "");
 
   Result<Value> result = attempt(*mailer, json(R"({"to": ["a@example.org", "b@example.org"],
-      "cc": "c@example.org", "subject": "From the input", "text": "built by the workflow"})"));
+      "cc": "c@example.org", "bcc": "", "subject": "From the input",
+      "text": "built by the workflow"})"));
 
   REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
   REQUIRE(server.mails().size() == 1);

@@ -360,6 +360,8 @@ TEST_CASE("http and webhook implementations with mistakes are refused with the f
        "'headers.X' of the http implementation must be a string"},
       {R"({"type": "http", "url": "http://h/", "timeout": "soon"})", "'timeout': invalid"},
       {R"({"type": "http", "url": "http://h/", "result": "all"})", "'result' must be"},
+      {R"({"type": "http", "url": "ftp://h/file"})",
+       "'url' must start with http:// or https://, found 'ftp://h/file'"},
       {R"({"type": "webhook", "url": "http://h/", "method": "GET"})",
        "unknown field 'method' in the webhook implementation; it takes url, headers, timeout"},
   };
