@@ -644,7 +644,8 @@ TEST_CASE("parseExpression accepts one expression and nothing after it") {
 // ---- The sample ----
 
 TEST_CASE("the order processing sample parses into its structure") {
-  std::string path = KOTOBA_SOURCE_DIR "/../shared/samples/order_processing.kotoba";
+  // The shared sample, as copied into the check tests.
+  std::string path = KOTOBA_SOURCE_DIR "/tests/compiler/check/order-processing-sample.kotoba";
   SourceManager sources;
   std::string error;
   std::optional<FileId> file = sources.loadFile(path, error);
