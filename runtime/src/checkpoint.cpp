@@ -63,6 +63,7 @@ Value commandsValue(const vm::Machine &machine, const CommandInfos &commands) {
     entry.appendNew("descriptor", info.descriptor);
     entry.appendNew("issued_ms", Value(info.issuedMs));
     entry.appendNew("child_run_id", Value(info.childRunId));
+    entry.appendNew("location", Value(info.location));
     array.push_back(Value(std::move(entry)));
   }
   return Value(std::move(array));
@@ -86,17 +87,21 @@ std::variant<CommandInfos, std::string> readCommands(const Value &value) {
     const Value *descriptor = field("descriptor");
     const Value *issued = field("issued_ms");
     const Value *child = field("child_run_id");
+    const Value *location = field("location");
     std::optional<vm::CommandKind> kindValue =
         kind != nullptr && kind->isString() ? commandKindNamed(kind->asString()) : std::nullopt;
     if (id == nullptr || !id->isInt() || id->asInt() <= 0 || !kindValue || step == nullptr ||
         !step->isString() || name == nullptr || !name->isString() || descriptor == nullptr ||
-        issued == nullptr || !issued->isInt() || child == nullptr || !child->isString()) {
+        issued == nullptr || !issued->isInt() || child == nullptr || !child->isString() ||
+        (location != nullptr && !location->isString())) {
       return fmt::format("command entry {} is malformed", commands.size());
     }
     bool added = commands
                      .emplace(static_cast<vm::CommandId>(id->asInt()),
                               CommandInfo{*kindValue, step->asString(), name->asString(),
-                                          *descriptor, issued->asInt(), child->asString()})
+                                          *descriptor, issued->asInt(), child->asString(),
+                                          // absent in checkpoints written before it existed
+                                          location != nullptr ? location->asString() : ""})
                      .second;
     if (!added) {
       return fmt::format("command {} appears twice", id->asInt());

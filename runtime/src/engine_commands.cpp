@@ -182,8 +182,13 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
     queue.pop_front();
     int64_t at = now();
     if (command.id != 0) {
-      run.commands[command.id] =
-          CommandInfo{command.kind, command.step, command.name, command.descriptor, at, {}};
+      run.commands[command.id] = CommandInfo{command.kind,
+                                             command.step,
+                                             command.name,
+                                             command.descriptor,
+                                             at,
+                                             {},
+                                             locationText(*run.module, command.location)};
     }
     auto more = [&](const vm::Input &input) {
       for (vm::Command &next : run.machine->apply(input)) {
@@ -357,6 +362,7 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       write.events.push_back(commandEvent(
           run, type, described,
           payload({{"target_command_id", Value(static_cast<int64_t>(targetId))}}), at));
+      write.events.back().location = info.location; // where the cancelled step is
       break;
     }
     case vm::CommandKind::RecordDecision:

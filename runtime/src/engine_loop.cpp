@@ -89,6 +89,7 @@ Result<bool> Engine::Impl::drainOutcomes() {
     started.type = EventType::ActivityStarted;
     started.timeMs = outcome.startedAtMs.value_or(outcome.scheduledAtMs);
     started.stepId = info->second.step;
+    started.location = info->second.location;
     started.payload =
         Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
                        {"attempt", Value(attempt)},
@@ -103,6 +104,7 @@ Result<bool> Engine::Impl::drainOutcomes() {
     NewEvent event;
     event.timeMs = at;
     event.stepId = info->second.step;
+    event.location = info->second.location;
     if (outcome.status == AttemptStatus::Cancelled) {
       event.type = EventType::ActivityCancelled;
       event.payload = Value(payload(
@@ -321,6 +323,7 @@ Result<bool> Engine::Impl::fireTimers() {
     input.id = static_cast<vm::CommandId>(timer.commandId);
     auto info = run->commands.find(input.id);
     event.stepId = info != run->commands.end() ? info->second.step : std::string();
+    event.location = info != run->commands.end() ? info->second.location : std::string();
     event.payload = Value(
         payload({{"command_id", Value(timer.commandId)}, {"fire_at_ms", Value(timer.fireMs)}}));
     switch (timer.kind) {
@@ -397,6 +400,7 @@ Result<bool> Engine::Impl::matchEvents() {
       event.type = EventType::EventReceived;
       event.timeMs = now();
       event.stepId = command.step;
+      event.location = locationText(*run->module, command.location);
       event.payload = Value(payload({{"command_id", Value(static_cast<int64_t>(command.id))},
                                      {"event_id", Value(published.id)},
                                      {"type", Value(published.type)},

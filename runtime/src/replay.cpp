@@ -279,7 +279,8 @@ bool Replay::apply(const EventRecord &event) {
     if (command.id != 0) {
       CommandInfo &info = commands_[command.id];
       info = CommandInfo{command.kind,       command.step, command.name,
-                         command.descriptor, event.timeMs, {}};
+                         command.descriptor, event.timeMs, {},
+                         event.location};
       const Value *child =
           event.payload.isObject() ? event.payload.asObject().find("child_run_id") : nullptr;
       if (command.kind == vm::CommandKind::StartChild && child != nullptr && child->isString()) {

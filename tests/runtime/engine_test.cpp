@@ -13,9 +13,13 @@ using namespace kotoba::runtime;
 
 namespace {
 
-vm::Module compile(const std::string &source) { return testing::compileWorkflow(source); }
+vm::Module compile(const std::string &source) {
+  return testing::compileWorkflow(source);
+}
 
-Value json(const std::string &text) { return testing::parse(text); }
+Value json(const std::string &text) {
+  return testing::parse(text);
+}
 
 using TempStore = testing::TemporaryStore;
 
@@ -90,6 +94,12 @@ TEST_CASE("a run completes through the store with every step recorded in order")
                                  "ActivityCompleted", "TimerStarted", "TimerFired",
                                  "ActivityScheduled", "ActivityStarted", "ActivityCompleted",
                                  "WorkflowCompleted"});
+  // Every event a step caused says where the step is.
+  for (const EventRecord &event : testing::history(*temp.store, runId.value())) {
+    if (!event.stepId.empty()) {
+      CHECK_MESSAGE(event.location.starts_with("engine.kotoba:"), eventTypeName(event.type));
+    }
+  }
   auto verified =
       temp.store->query([&](const StoreReader &reader) { return reader.verifyRun(runId.value()); });
   REQUIRE(verified.ok());

@@ -34,6 +34,8 @@ struct CommandInfo {
   Value descriptor;
   int64_t issuedMs = 0;
   std::string childRunId; // StartChild
+  // file:line of the step that issued it: outcome events carry it too.
+  std::string location;
 };
 using CommandInfos = std::map<vm::CommandId, CommandInfo>;
 
