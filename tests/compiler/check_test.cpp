@@ -100,10 +100,12 @@ TEST_CASE("the entry workflow can be chosen by id") {
   Checked checked;
   CheckOptions options;
   options.entryWorkflow = "second";
-  checked.ok = checkSource(checked.compilation, "test.kotoba",
-                           R"({ workflows: [{ id: "first", strategy: { op: "seq", strategies: [] } },
-                                            { id: "second", strategy: { op: "seq", strategies: [] } }] })",
-                           options);
+  checked.ok =
+      checkSource(checked.compilation, "test.kotoba",
+                  R"({ workflows: [
+                    { id: "first", strategy: { op: "seq", strategies: [] } },
+                    { id: "second", strategy: { op: "seq", strategies: [] } }] })",
+                  options);
   REQUIRE(checked.ok);
   CHECK(checked.compilation.program.entry == 1);
 }

@@ -48,8 +48,7 @@ TEST_CASE("a built module loads, verifies and writes back to the same bytes") {
     auto loaded = vm::loadModule(bytes);
     REQUIRE(loaded.ok());
     CHECK(vm::writeModule(loaded.value().module) == bytes);
-    CHECK(vm::hashToHex(loaded.value().hash) ==
-          vm::hashToHex(vm::computeContentHash(bytes)));
+    CHECK(vm::hashToHex(loaded.value().hash) == vm::hashToHex(vm::computeContentHash(bytes)));
   }
 }
 
@@ -68,8 +67,8 @@ TEST_CASE("disassembly is the same before writing and after reading back") {
 
 TEST_CASE("the entry workflow is first and compensations are blocks of their own") {
   compiler::Compilation compilation;
-  std::optional<vm::Module> module =
-      compiler::compileFile(compilation, KOTOBA_SOURCE_DIR "/tests/compiler/dis/order-processing.kotoba");
+  std::optional<vm::Module> module = compiler::compileFile(
+      compilation, KOTOBA_SOURCE_DIR "/tests/compiler/dis/order-processing.kotoba");
   REQUIRE(module.has_value());
   REQUIRE(module->workflows.size() == 1);
   const vm::Workflow &workflow = module->workflows[0];
