@@ -341,7 +341,7 @@ Node *parseText(std::string_view text, size_t start, ParseSink &sink, SyntaxAren
   ByteStream input(text, start, "");
   KotobaLexer lexer(&input);
   lexer.removeErrorListeners(); // the last lexer rule accepts any byte, so none can occur
-  // TODO(#2): parsing takes about 50 bytes of memory per input byte (2.6 GB for a 50 MB
+  // TODO(#8): parsing takes about 50 bytes of memory per input byte (2.6 GB for a 50 MB
   // file, docs/fuzzing.md) because every token and the whole parse tree stay alive until
   // the Nodes are built; building Nodes as rules exit would let most of it go early.
   antlr4::CommonTokenStream tokens(&lexer);
