@@ -85,7 +85,7 @@ TEST_CASE("non-ASCII subjects and text are encoded and arrive intact") {
   REQUIRE(attempt(*mailer, Value(input)).ok());
 
   REQUIRE(server.mails().size() == 1);
-  const std::string &data = server.mails()[0].data;
+  std::string data = server.mails()[0].data;
   CHECK(headerOf(data, "Content-Transfer-Encoding") == "base64");
   // The subject is encoded words on folded lines; unfold and decode each.
   size_t start = data.find("Subject: ") + 9;
@@ -131,7 +131,7 @@ TEST_CASE("recipients, subject and text may come from the input") {
 
   REQUIRE_MESSAGE(result.ok(), (result.ok() ? "" : result.error().message));
   REQUIRE(server.mails().size() == 1);
-  const CapturedMail &mail = server.mails()[0];
+  CapturedMail mail = server.mails()[0];
   CHECK(mail.recipients ==
         std::vector<std::string>{"a@example.org", "b@example.org", "c@example.org"});
   CHECK(mail.data.find("To: a@example.org,\r\n b@example.org\r\n") != std::string::npos);
