@@ -10,16 +10,12 @@ The sandbox, the activities and the result checks are those of run_cli_tests.py.
 Registered with CTest as cli/durable.
 """
 
-import argparse
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import textwrap
-import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -301,48 +297,8 @@ def test_resume_upgrade_unblocks_a_blocked_run_with_a_module_its_history_replays
           sandbox.calls())
 
 
-# --- the runner ------------------------------------------------------------------------
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bin-dir", required=True, help="the CMake build directory")
-    parser.add_argument("--source-dir", required=True, help="the source tree")
-    parser.add_argument("-k", dest="pattern", default="", help="run tests whose name has this")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
-    config = parser.parse_args()
-    config.bin_dir = os.path.abspath(config.bin_dir)
-    config.source_dir = os.path.abspath(config.source_dir)
-    config.kotoba_vm = os.path.join(config.bin_dir, "runtime", "kotoba-vm")
-    config.kotobac = os.path.join(config.bin_dir, "compiler", "kotobac")
-    config.workflows = os.path.join(config.source_dir, "tests", "cli", "workflows")
-    for binary in (config.kotoba_vm, config.kotobac):
-        if not os.access(binary, os.X_OK):
-            print(f"durable_cli_tests.py: {binary} is not built", file=sys.stderr)
-            return 2
-
-    tests = [(name, function) for name, function in globals().items()
-             if name.startswith("test_") and config.pattern in name]
-    failures = 0
-    started = time.monotonic()
-    for name, function in tests:
-        sandbox = cli.Sandbox(config, name[len("test_"):][:20])
-        test_started = time.monotonic()
-        try:
-            function(sandbox)
-            print(f"ok    {name} ({time.monotonic() - test_started:.2f}s)")
-            sandbox.cleanup()
-        except cli.TestFailure as failure:
-            failures += 1
-            print(f"FAIL  {name}\n{textwrap.indent(str(failure), '      ')}\n"
-                  f"      (sandbox kept: {sandbox.dir})")
-        except Exception:  # a crash of the test itself, or a hung command
-            failures += 1
-            print(f"ERROR {name}\n{textwrap.indent(traceback.format_exc(), '      ')}\n"
-                  f"      (sandbox kept: {sandbox.dir})")
-    print(f"{len(tests) - failures}/{len(tests)} passed in {time.monotonic() - started:.1f}s")
-    return 1 if failures else 0
+# --- the runner (shared with run_cli_tests.py) -------------------------------------
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(globals(), "durable_cli_tests.py"))

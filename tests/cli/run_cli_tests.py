@@ -729,8 +729,10 @@ def test_shipped_order_sample_runs_with_its_own_activities(sandbox):
 # --- the runner ------------------------------------------------------------------------
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(namespace, program):
+    """Runs every test_* function of `namespace` (a module's globals) in its own sandbox and
+    prints one line per test; the exit status for the script named `program`."""
+    parser = argparse.ArgumentParser(description=namespace["__doc__"].splitlines()[0])
     parser.add_argument("--bin-dir", required=True, help="the CMake build directory")
     parser.add_argument("--source-dir", required=True, help="the source tree")
     parser.add_argument("-k", dest="pattern", default="", help="run tests whose name has this")
@@ -743,10 +745,10 @@ def main():
     config.workflows = os.path.join(config.source_dir, "tests", "cli", "workflows")
     for binary in (config.kotoba_vm, config.kotobac):
         if not os.access(binary, os.X_OK):
-            print(f"run_cli_tests.py: {binary} is not built", file=sys.stderr)
+            print(f"{program}: {binary} is not built", file=sys.stderr)
             return 2
 
-    tests = [(name, function) for name, function in globals().items()
+    tests = [(name, function) for name, function in namespace.items()
              if name.startswith("test_") and config.pattern in name]
     failures = 0
     started = time.monotonic()
@@ -770,4 +772,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(globals(), "run_cli_tests.py"))
