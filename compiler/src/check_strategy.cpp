@@ -645,7 +645,12 @@ void Checker::tryCatch(Strategy &step, FieldReader &fields, WorkflowScope &scope
           if (valid) {
             for (const Value &type : list->asArray()) {
               valid = valid && type.isString();
-              if (type.isString()) {
+              if (type.isString() && type.asString().starts_with('!')) {
+                // '!' names are the compiler's own region markers (vm/descriptors.h).
+                error(DiagnosticKind::InvalidValue, errors->value->range,
+                      "error type '" + type.asString() +
+                          "' is reserved: names starting with '!' belong to kotoba; rename it");
+              } else if (type.isString()) {
                 clause.errors.push_back(type.asString());
               }
             }

@@ -635,11 +635,12 @@ void Generator::activity(const Strategy &step, Reg target) {
   if (!attempted) {
     activityCall(step, input, target, /*compensation=*/false);
   } else {
-    // Registered even when the activity fails: catch everything, register, re-raise.
+    // Registered even when the activity fails or is cancelled: catch everything (the marker
+    // lets the VM run this handler for a cancellation too), register, re-raise.
     Reg error = allocate();
-    CodeIndex push = emit(
-        Opcode::TryPush, {Operand::unresolvedJump(), error, constant(vm::errorTypesToValue({"*"}))},
-        step.range);
+    Value types = vm::errorTypesToValue({"*", std::string(vm::kAttemptedRegionMarker)});
+    CodeIndex push =
+        emit(Opcode::TryPush, {Operand::unresolvedJump(), error, constant(types)}, step.range);
     activityCall(step, input, target, /*compensation=*/false);
     emit(Opcode::TryPop, {}, step.range);
     registerCompensation(step, target);

@@ -19,6 +19,23 @@ bool catchable(const WorkflowError &error) {
   return error.type != kCancelledError && error.type != kWorkflowTimedOutError;
 }
 
+// Whether a try frame is the region around a `compensate_on: "attempted"` step, whose
+// handler registers the compensation and re-raises (descriptors.h).
+bool registersAttempted(const Module &module, const Frame &frame) {
+  if (frame.kind != Frame::Kind::Try) {
+    return false;
+  }
+  Decoded<std::vector<std::string>> types =
+      decodeErrorTypes(module.constant(ConstIndex{frame.descriptor}));
+  assert(types.ok() && "the verifier checks try descriptors");
+  for (const std::string &type : types.value()) {
+    if (type == kAttemptedRegionMarker) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool typeMatches(const std::vector<std::string> &types, const std::string &type) {
   for (const std::string &candidate : types) {
     if (candidate == "*" || candidate == type) {
@@ -65,12 +82,28 @@ void MachineState::run() {
 }
 
 void MachineState::raise(Fiber &fiber, WorkflowError error) {
+  if (unwindingCancelled == fiber.id) {
+    // The re-raise that ends an attempted step's handler in a cancelled branch: the branch
+    // is gone, so the error goes nowhere (registerAttemptedOnCancel).
+    fiber.state = FiberState::Cancelled;
+    ready.erase(fiber.id);
+    return;
+  }
   while (!fiber.frames.empty()) {
     Frame &frame = fiber.frames.back();
     if (frame.kind == Frame::Kind::Try) {
       Frame popped = std::move(frame);
       fiber.frames.pop_back();
       if (!catchable(error)) {
+        // Only an attempted step's region sees a cancellation or the workflow timeout: its
+        // handler registers the compensation and raises the same error on.
+        if (registersAttempted(*module, popped)) {
+          fiber.registers[popped.errorRegister] = error.toValue();
+          fiber.pc = popped.handler;
+          fiber.state = FiberState::Ready;
+          ready.insert(fiber.id);
+          return;
+        }
         continue;
       }
       Decoded<std::vector<std::string>> types =
@@ -318,6 +351,7 @@ void MachineState::cancelFiber(Fiber &fiber) {
     cancel.fiber = fiber.id;
     cancel.target = fiber.command;
     emit(std::move(cancel));
+    registerAttemptedOnCancel(fiber);
   } else if (fiber.state == FiberState::WaitingJoin) {
     auto found = joins.find(fiber.join);
     if (found != joins.end()) {
@@ -333,6 +367,28 @@ void MachineState::cancelFiber(Fiber &fiber) {
     }
   }
   fiber.state = FiberState::Cancelled;
+}
+
+void MachineState::registerAttemptedOnCancel(Fiber &fiber) {
+  // A fiber waiting on an attempted step has the step's region as its innermost frame (the
+  // region holds the call alone). Its handler evaluates the compensation's input, registers
+  // it with the innermost saga and re-raises; it waits for nothing, so it runs to its end
+  // here, and raise() ends the fiber at the re-raise instead of unwinding further.
+  if (fiber.frames.empty() || !registersAttempted(*module, fiber.frames.back())) {
+    return;
+  }
+  Frame region = std::move(fiber.frames.back());
+  fiber.frames.pop_back();
+  fiber.registers[region.errorRegister] =
+      makeError(kCancelledError, "the branch was cancelled").toValue();
+  fiber.pc = region.handler;
+  fiber.state = FiberState::Ready;
+  unwindingCancelled = fiber.id;
+  execute(fiber);
+  unwindingCancelled.reset();
+  ready.erase(fiber.id);
+  assert(fiber.state == FiberState::Cancelled &&
+         "an attempted step's handler ends by re-raising without waiting");
 }
 
 void MachineState::startForeachIterations(Join &join, uint32_t joinId) {

@@ -144,6 +144,7 @@ public:
   void onMemberFinished(Join &join, uint32_t joinId, Fiber &member);
   void resolveJoin(Join &join, uint32_t joinId);
   void cancelFiber(Fiber &fiber);
+  void registerAttemptedOnCancel(Fiber &fiber);
   void cancelRunningSlots(Join &join);
   void startForeachIterations(Join &join, uint32_t joinId);
   void startNextCompensation(Join &join, uint32_t joinId);
@@ -180,6 +181,9 @@ public:
   RunStatus status = RunStatus::Running;
   // Set by a cancel request or the workflow timeout: the error every waiting fiber raises.
   std::optional<WorkflowError> ending;
+  // The fiber whose attempted-step handler runs while the fiber is being cancelled: its
+  // re-raise stops there. Set only inside cancelFiber, so never part of a snapshot.
+  std::optional<FiberId> unwindingCancelled;
 
   std::map<FiberId, Fiber> fibers;
   std::set<FiberId> ready;

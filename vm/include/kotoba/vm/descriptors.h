@@ -200,6 +200,11 @@ struct CompensationDescriptor {
 [[nodiscard]] Decoded<CompensationDescriptor> decodeCompensation(const Value &value);
 
 // TRYPUSH: ["PaymentDeclined", "WaitTimeout"] or ["*"]; non-empty, no empty names.
+// A list that also holds kAttemptedRegionMarker is the region around a step with
+// `compensate_on: "attempted"`: its handler registers the compensation and re-raises, and it
+// runs for cancellation and the workflow timeout too, which no other try sees. The checker
+// refuses error types starting with '!', so no workflow can write the marker itself.
+inline constexpr std::string_view kAttemptedRegionMarker = "!attempted";
 [[nodiscard]] Value errorTypesToValue(const std::vector<std::string> &types);
 [[nodiscard]] Decoded<std::vector<std::string>> decodeErrorTypes(const Value &value);
 
