@@ -478,11 +478,14 @@ Result<Node> compileNode(const Value &source, std::string field, const std::stri
   return invalidImplementation("unknown value kind", field, source);
 }
 
+// `source` receives the kind of operand the value came from.
 Result<Value> evaluateExpression(const Expression &expression, const TemplateScope &scope,
-                                 const std::string &place) {
+                                 const std::string &place, Operand::Kind &source) {
+  source = Operand::Kind::Literal;
   for (size_t i = 0; i < expression.alternatives.size(); ++i) {
     const Operand &operand = expression.alternatives[i];
     bool last = i + 1 == expression.alternatives.size();
+    source = operand.kind;
     Value value;
     switch (operand.kind) {
     case Operand::Kind::Literal:
@@ -537,6 +540,7 @@ Result<Value> evaluateExpression(const Expression &expression, const TemplateSco
     }
     return value;
   }
+  source = Operand::Kind::Literal; // every operand fell through: the null is no one's
   return Value(nullptr);
 }
 
@@ -552,11 +556,16 @@ Result<Value> evaluateNode(const Node &node, const TemplateScope &scope, const s
         text += piece.literal;
         continue;
       }
-      Result<Value> value = evaluateExpression(*piece.expression, scope, place);
+      Operand::Kind source = Operand::Kind::Literal;
+      Result<Value> value = evaluateExpression(*piece.expression, scope, place, source);
       if (!value.ok()) {
         return std::move(value).error();
       }
-      appendTemplateText(text, value.value());
+      if (source == Operand::Kind::Input && scope.inputText != nullptr && *scope.inputText) {
+        (*scope.inputText)(text, value.value());
+      } else {
+        appendTemplateText(text, value.value());
+      }
     }
     return Value(std::move(text));
   }

@@ -2,14 +2,16 @@
 //
 //   { type: "http", method: "POST", url: "http://127.0.0.1:8080/orders/${$.input.id}",
 //     headers: { Authorization: "Bearer ${$.env.SHOP_TOKEN}" }, query: { verbose: true },
-//     body: { ... }, accept_status: ["2xx", 404], timeout: "10s" }
+//     body: { ... }, accept_status: ["2xx", 404], timeout: "10s", ca_file: "ca.pem" }
 //   { type: "webhook", url: "http://127.0.0.1:9000/hooks/order", headers: { ... } }
 //
 // An http attempt's result is {status, headers, body} (or the body alone with
-// `result: "body"`, which `--bind NAME=http:URL` uses); a webhook POSTs its input as JSON
-// and its result is {status}. The method, accepted statuses, redirects and result shape are
-// fixed when the module is resolved; the url, headers, query, body and timeout may hold
-// templates and are evaluated per attempt. docs/activities.md has the rules in full.
+// `result: "body"`, which `--bind NAME=http:URL` uses; `body_base64` instead of `body` with
+// `response_body: "base64"`); a webhook POSTs its input as JSON and its result is {status}.
+// The method, accepted statuses, redirects and result shape are fixed when the module is
+// resolved; the url, headers, query, body, timeout and CA file may hold templates and are
+// evaluated per attempt. Values from `$.input` are percent-encoded into the url, one path
+// segment each, unless `url_values: "raw"`. docs/activities.md has the rules in full.
 #include "kotoba/stdlib/standard_activities.h"
 
 #include "curl_transfer.h"
@@ -19,12 +21,17 @@
 #include "kotoba/runtime/activity_template.h"
 #include "kotoba/runtime/function.h"
 #include "kotoba/vm/json.h"
+#include "kotoba/vm/operations.h"
 
 #include <fmt/format.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 namespace kotoba::stdlib {
@@ -75,6 +82,21 @@ std::string urlEncode(std::string_view text) {
   return encoded;
 }
 
+// Writes an input value into the url as exactly one path segment: '/', '?', '#', '%' and
+// everything else outside the unreserved characters are percent-encoded, and a value that is
+// "." or ".." has its dots encoded too, since as a segment of its own it would move up the
+// path (RFC 3986 section 5.2.4) rather than name something.
+void appendPathSegment(std::string &text, const Value &value) {
+  std::string plain = templateText(value);
+  if (plain == "." || plain == "..") {
+    text += plain == "." ? "%2E" : "%2E%2E";
+    return;
+  }
+  text += urlEncode(plain);
+}
+
+const runtime::InputTextWriter kPathSegmentWriter = appendPathSegment;
+
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && lowerCase(text.substr(0, prefix.size())) == prefix;
 }
@@ -123,14 +145,22 @@ struct HttpShape {
   bool followRedirects = false;
   bool bodyOnly = false;
   bool webhook = false;
+  // `url_values: "raw"`: input values go into the url as they are.
+  bool rawUrlValues = false;
+  // `response_body: "base64"`: the body as base64 under `body_base64`, whatever it holds.
+  bool bodyBase64 = false;
 };
 
 class HttpActivity final : public runtime::Activity {
 public:
-  HttpActivity(std::string activityName, runtime::TemplateValue implementation, HttpShape shape,
+  // `implementation` is every field but the url, which `url` holds on its own since its
+  // input values are written differently. `baseDirectory` resolves a relative `ca_file`.
+  HttpActivity(std::string activityName, runtime::TemplateValue implementation,
+               runtime::TemplateValue url, HttpShape shape, std::string baseDirectory,
                runtime::EnvironmentLookup environment)
       : activityName_(std::move(activityName)), implementation_(std::move(implementation)),
-        shape_(std::move(shape)), environment_(std::move(environment)) {}
+        url_(std::move(url)), shape_(std::move(shape)), baseDirectory_(std::move(baseDirectory)),
+        environment_(std::move(environment)) {}
 
   [[nodiscard]] Result<Value> run(const Value &input, ActivityContext &context) override {
     Result<HttpRequest> request = resolve(input, context);
@@ -149,14 +179,16 @@ public:
       result.set("status", response->status);
       return Value(std::move(result));
     }
-    Result<Value> body = detail::responseBodyValue(request.value(), response.value());
+    Result<Value> body = shape_.bodyBase64
+                             ? Result<Value>(Value(detail::base64Encode(response->body)))
+                             : detail::responseBodyValue(request.value(), response.value());
     if (!body.ok() || shape_.bodyOnly) {
       return body;
     }
     Object result;
     result.set("status", response->status);
     result.set("headers", Value(response->headers));
-    result.set("body", std::move(body).value());
+    result.set(shape_.bodyBase64 ? "body_base64" : "body", std::move(body).value());
     return Value(std::move(result));
   }
 
@@ -173,7 +205,9 @@ private:
 
   std::string activityName_;
   runtime::TemplateValue implementation_;
+  runtime::TemplateValue url_;
   HttpShape shape_;
+  std::string baseDirectory_;
   runtime::EnvironmentLookup environment_;
 };
 
@@ -241,13 +275,23 @@ Result<HttpRequest> HttpActivity::resolve(const Value &input, ActivityContext &c
   request.accepted = shape_.accepted;
   request.followRedirects = shape_.followRedirects;
 
-  // TODO(#6): values templated into `url` go in unescaped, so an input holding '/' or '?'
-  // changes the path; templates cannot tell an activity which parts came from the input.
-  // Data belongs in `query`, which is encoded.
-  std::string url = fields.find("url")->asString();
+  // A value from the input is data: it may name one thing in the path, never add segments,
+  // a query or a fragment.
+  Result<Value> evaluatedUrl =
+      url_.evaluate(runtime::TemplateScope{input, environment_, context.redactor(),
+                                           shape_.rawUrlValues ? nullptr : &kPathSegmentWriter});
+  if (!evaluatedUrl.ok()) {
+    return std::move(evaluatedUrl).error();
+  }
+  std::string url = evaluatedUrl->asObject().find("url")->asString();
   if (!startsWithNoCase(url, "http://") && !startsWithNoCase(url, "https://")) {
+    std::string hint = shape_.rawUrlValues || url_.isConstant()
+                           ? ""
+                           : "; values from $.input are percent-encoded as one path segment, so "
+                             "to take a whole url from the input set url_values: \"raw\"";
     return detail::invalidImplementation(
-        activityName_, fmt::format("'url' must start with http:// or https://, found '{}'", url));
+        activityName_,
+        fmt::format("'url' must start with http:// or https://, found '{}'{}", url, hint));
   }
   std::string query;
   if (const Value *parameters = fields.find("query")) {
@@ -265,6 +309,15 @@ Result<HttpRequest> HttpActivity::resolve(const Value &input, ActivityContext &c
     return std::move(timeout).error();
   }
   request.timeoutMs = timeout.value();
+  if (std::optional<std::string> caFile = detail::readString(fields, "ca_file")) {
+    request.caFile = detail::resolvePath(*caFile, baseDirectory_);
+    if (::access(request.caFile->c_str(), R_OK) != 0) {
+      return detail::invalidImplementation(
+          activityName_, fmt::format("'ca_file' names '{}', which cannot be read: {}; give the "
+                                     "PEM file of the CA that signed the server's certificate",
+                                     *request.caFile, std::strerror(errno)));
+    }
+  }
 
   std::string contentType;
   const Value *body = fields.find("body");
@@ -352,6 +405,24 @@ std::optional<WorkflowError> readShape(const runtime::ImplementationRequest &req
   if (const Value *follow = fields.find("follow_redirects")) {
     shape.followRedirects = follow->asBool();
   }
+  if (const Value *values = fields.find("url_values")) {
+    if (!values->isString() || (values->asString() != "encoded" && values->asString() != "raw")) {
+      return detail::invalidImplementation(
+          name, fmt::format("'url_values' must be \"encoded\" (input values become one "
+                            "percent-encoded path segment each) or \"raw\", found {}",
+                            describeValue(*values)));
+    }
+    shape.rawUrlValues = values->asString() == "raw";
+  }
+  if (const Value *body = fields.find("response_body")) {
+    if (!body->isString() || (body->asString() != "auto" && body->asString() != "base64")) {
+      return detail::invalidImplementation(
+          name, fmt::format("'response_body' must be \"auto\" (JSON parsed, text as a string) "
+                            "or \"base64\" (any bytes, as body_base64), found {}",
+                            describeValue(*body)));
+    }
+    shape.bodyBase64 = body->asString() == "base64";
+  }
   if (const Value *result = fields.find("result")) {
     if (!result->isString() || (result->asString() != "response" && result->asString() != "body")) {
       return detail::invalidImplementation(
@@ -369,33 +440,46 @@ makeHttpActivity(const runtime::ImplementationRequest &request, bool webhook) {
   std::string_view typeName = webhook ? "webhook" : "http";
   detail::FieldChecker check(request, typeName);
   std::optional<WorkflowError> fieldNames =
-      webhook ? detail::checkFieldNames(request, typeName, {"url", "headers", "timeout"})
+      webhook ? detail::checkFieldNames(request, typeName,
+                                        {"url", "headers", "timeout", "ca_file", "url_values"})
               : detail::checkFieldNames(request, typeName,
                                         {"method", "url", "headers", "query", "body",
-                                         "accept_status", "timeout", "follow_redirects", "result"});
+                                         "accept_status", "timeout", "follow_redirects", "result",
+                                         "ca_file", "url_values", "response_body"});
   for (std::optional<WorkflowError> problem :
        {fieldNames, check.required("url", webhook ? kWebhookExample : kHttpExample),
         check.string("url"), check.textMap("headers"), check.textMap("query"),
-        check.duration("timeout"), check.boolean("follow_redirects"), checkConstantUrl(request),
-        checkHeaderNames(request)}) {
+        check.duration("timeout"), check.boolean("follow_redirects"), check.string("ca_file"),
+        checkConstantUrl(request), checkHeaderNames(request)}) {
     if (problem) {
       return std::move(*problem);
     }
   }
   HttpShape shape;
   shape.webhook = webhook;
-  if (webhook) {
-    shape.method = "POST";
-  } else if (std::optional<WorkflowError> problem = readShape(request, shape)) {
+  if (std::optional<WorkflowError> problem = readShape(request, shape)) {
     return std::move(*problem);
   }
-  Result<runtime::TemplateValue> compiled = runtime::TemplateValue::compile(
-      request.implementation, fmt::format("activity '{}' implementation", request.activityName));
+  if (webhook) {
+    shape.method = "POST";
+  }
+  std::string where = fmt::format("activity '{}' implementation", request.activityName);
+  Object rest = request.implementation.asObject();
+  rest.erase("url");
+  Result<runtime::TemplateValue> compiled = runtime::TemplateValue::compile(Value(rest), where);
   if (!compiled.ok()) {
     return std::move(compiled).error();
   }
+  // Compiled on its own so that its field is named `url` in messages, as it is written.
+  Object urlOnly;
+  urlOnly.set("url", *request.implementation.asObject().find("url"));
+  Result<runtime::TemplateValue> url = runtime::TemplateValue::compile(Value(urlOnly), where);
+  if (!url.ok()) {
+    return std::move(url).error();
+  }
   return std::shared_ptr<runtime::Activity>(std::make_shared<HttpActivity>(
-      request.activityName, std::move(compiled).value(), std::move(shape), request.environment));
+      request.activityName, std::move(compiled).value(), std::move(url).value(), std::move(shape),
+      request.baseDirectory, request.environment));
 }
 
 } // namespace

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <ctime>
 
 namespace kotoba::stdlib::detail {
 
@@ -129,20 +130,30 @@ std::optional<Value> bodyPreview(const HttpResponse &response) {
   return Value(std::string(text));
 }
 
-// Retry-After as delay seconds (RFC 9110 section 10.2.3); the date form is left out.
+// The longest wait a Retry-After may ask for; anything longer is taken as garbage.
+constexpr int64_t kMaxRetryAfterSeconds = 365LL * 24 * 3600;
+
+// Retry-After as milliseconds from now; see parseRetryAfterMs.
 std::optional<int64_t> retryAfterMs(const HttpResponse &response) {
   const Value *header = response.headers.find("retry-after");
   if (header == nullptr || !header->isString()) {
     return std::nullopt;
   }
-  const std::string &text = header->asString();
-  int64_t seconds = 0;
-  auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (problem != std::errc() || end != text.data() + text.size() || seconds < 0 ||
-      seconds > 365LL * 24 * 3600) {
-    return std::nullopt;
-  }
-  return seconds * 1000;
+  return parseRetryAfterMs(header->asString(), int64_t(std::time(nullptr)));
+}
+
+// The certificate's problem as libcurl words it, and what to do about it.
+WorkflowError certificateError(const HttpRequest &request, std::string reason, Object details) {
+  std::string fix = request.caFile
+                        ? fmt::format("; the server's certificate is not signed by a CA in "
+                                      "ca_file '{}'",
+                                      *request.caFile)
+                        : "; name the CA that signed the server's certificate with ca_file";
+  details.set("certificate_problem", reason);
+  return makeError(
+      stdlib_errors::ConnectionError,
+      fmt::format("{} refused the server's certificate: {}{}", requestName(request), reason, fix),
+      Value(std::move(details)));
 }
 
 WorkflowError transportError(const HttpRequest &request, CURLcode code, const char *errorBuffer) {
@@ -173,12 +184,14 @@ WorkflowError transportError(const HttpRequest &request, CURLcode code, const ch
                      fmt::format("{} was redirected too often: {}", requestName(request), reason),
                      Value(std::move(details)));
   case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CACERT_BADFILE:
-  case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     // The next attempt meets the same certificate.
+    return certificateError(request, reason, std::move(details));
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
     return makeError(stdlib_errors::ConnectionError,
-                     fmt::format("{} failed: {}", requestName(request), reason),
+                     fmt::format("{} failed: {}; ca_file must be a PEM file of certificates",
+                                 requestName(request), reason),
                      Value(std::move(details)));
   default: {
     // CURLcode has close to a hundred values; everything else is a network that may heal.
@@ -216,6 +229,10 @@ Result<HttpResponse> sendHttpRequest(const HttpRequest &request,
   curl_easy_setopt(handle, CURLOPT_USERAGENT, "kotoba/0.1");
   if (request.timeoutMs && *request.timeoutMs > 0) {
     curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, long(*request.timeoutMs));
+  }
+  if (request.caFile) {
+    curl_easy_setopt(handle, CURLOPT_CAINFO, request.caFile->c_str());
+    curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
   }
   if (request.followRedirects) {
     curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 1L);
@@ -308,17 +325,41 @@ Result<Value> responseBodyValue(const HttpRequest &request, const HttpResponse &
     }
     return parsed.value();
   }
-  // TODO(#6): binary bodies are refused; an option to return them as base64 would let a
-  // workflow fetch small files, which none has needed yet.
   if (std::optional<size_t> offset = findInvalidUtf8(response.body)) {
     details.set("offset", int64_t(*offset));
     return makeError(error_types::InvalidPayload,
-                     fmt::format("the response to {} is not UTF-8 text (byte {}); binary bodies "
-                                 "cannot be workflow values",
+                     fmt::format("the response to {} is not UTF-8 text (byte {}); to fetch "
+                                 "binary content set response_body: \"base64\", which returns "
+                                 "it as body_base64",
                                  requestName(request), *offset),
                      Value(std::move(details)));
   }
   return Value(response.body);
+}
+
+std::optional<int64_t> parseRetryAfterMs(std::string_view header, int64_t nowSeconds) {
+  std::string_view text = trim(header);
+  int64_t seconds = 0;
+  auto [end, problem] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (problem == std::errc() && end == text.data() + text.size()) {
+    if (seconds < 0 || seconds > kMaxRetryAfterSeconds) {
+      return std::nullopt;
+    }
+    return seconds * 1000;
+  }
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". The obsolete forms servers must not send
+  // are not read.
+  std::tm date{};
+  std::string copy(text);
+  const char *rest = ::strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &date);
+  if (rest == nullptr || *rest != '\0') {
+    return std::nullopt;
+  }
+  int64_t at = int64_t(::timegm(&date));
+  if (at - nowSeconds > kMaxRetryAfterSeconds) {
+    return std::nullopt;
+  }
+  return std::max<int64_t>(0, at - nowSeconds) * 1000;
 }
 
 } // namespace kotoba::stdlib::detail

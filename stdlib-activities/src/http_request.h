@@ -4,7 +4,9 @@
 //   - no answer (refused, reset, unresolvable): ConnectionError, retryable;
 //   - the request's own timeout: HttpTimeout, retryable;
 //   - a status the activity does not accept: HttpError, retryable for 5xx and 429 only,
-//     with the status (and the start of the body) in details;
+//     with the status (and the start of the body) in details, and `retry_after_ms` from a
+//     Retry-After header, which the engine's retry scheduling honours;
+//   - a certificate the client does not trust: ConnectionError, not retryable;
 //   - a body larger than the payload limit: PayloadTooLarge, not retryable.
 #pragma once
 
@@ -35,6 +37,8 @@ struct HttpRequest {
   std::vector<StatusRange> accepted;
   std::optional<int64_t> timeoutMs;
   bool followRedirects = false;
+  // A PEM file of the CAs to trust for https instead of the system's; absolute.
+  std::optional<std::string> caFile;
 };
 
 struct HttpResponse {
@@ -57,7 +61,13 @@ struct HttpResponse {
 
 // The body as a value: parsed when the Content-Type is JSON (application/json or
 // application/...+json), else the text; null when empty. A body that claims JSON but is
-// not, or that is not UTF-8 text, is an InvalidPayload error.
+// not, or that is not UTF-8 text, is an InvalidPayload error (the message names
+// `response_body: "base64"`, which returns any bytes).
+
+// A Retry-After header (RFC 9110 section 10.2.3) as milliseconds from `nowSeconds` (Unix
+// time): delay seconds, or an HTTP date (IMF-fixdate, as servers must send it); nullopt when
+// it is neither. A date in the past is 0.
+[[nodiscard]] std::optional<int64_t> parseRetryAfterMs(std::string_view header, int64_t nowSeconds);
 [[nodiscard]] Result<Value> responseBodyValue(const HttpRequest &request,
                                               const HttpResponse &response);
 

@@ -41,11 +41,18 @@ using EnvironmentLookup = std::function<std::optional<std::string>(std::string_v
 // A fixed set of variables, for tests and hosts that pass a curated environment.
 [[nodiscard]] EnvironmentLookup fixedEnvironment(std::map<std::string, std::string> variables);
 
+// Appends a value read from `$.input` to the text of a template that holds more than it.
+using InputTextWriter = std::function<void(std::string &text, const Value &value)>;
+
 struct TemplateScope {
   const Value &input;
   const EnvironmentLookup &environment;
   // Receives every `$.env` value a template reads.
   Redactor &redactor;
+  // How values from `$.input` are written into template text; null writes template text
+  // (appendTemplateText). The http activity percent-encodes them in its url with it, so
+  // input stays data there. `$.env` values and literals are configuration: always as written.
+  const InputTextWriter *inputText = nullptr;
 };
 
 // A Value whose strings may hold templates, compiled. Copies share the compiled form.
