@@ -1,15 +1,17 @@
-// The `email` activity: sends one plain-text message over SMTP through libcurl.
+// The `email` activity: sends one message over SMTP through libcurl.
 //
-//   { type: "email", server: "127.0.0.1", port: 2525, starttls: false,
-//     username: "${$.env.SMTP_USER}", password: "${$.env.SMTP_PASSWORD}",
+//   { type: "email", server: "127.0.0.1", port: 2525, starttls: false, implicit_tls: false,
+//     ca_file: "ca.pem", username: "${$.env.SMTP_USER}", password: "${$.env.SMTP_PASSWORD}",
 //     from: "Shop <shop@example.com>", to: "${$.input.customer}", cc: [...], bcc: [...],
-//     subject: "Order ${$.input.order_id} shipped", text: "..." }
+//     subject: "Order ${$.input.order_id} shipped", text: "...", html: "<p>...</p>",
+//     attachments: [{path: "terms.pdf"}, {filename: "a.csv", content_base64: "..."}] }
 //
-// `to`, `cc`, `bcc`, `subject` and `text` may also come from the activity's input when the
-// implementation leaves them out, so a workflow can build the message in its input_mapping
-// (including lists of recipients, which templates cannot produce). The result is
-// {message_id}; every attempt of one call sends the same Message-ID. docs/activities.md has
-// the rules in full.
+// `to`, `cc`, `bcc`, `subject`, `text`, `html` and `attachments` may also come from the
+// activity's input when the implementation leaves them out, so a workflow can build the
+// message in its input_mapping (including lists of recipients, which templates cannot
+// produce); attachments from the input carry their content, since only the implementation
+// may name files. The result is {message_id}; every attempt of one call sends the same
+// Message-ID. docs/activities.md has the rules in full.
 #include "kotoba/stdlib/standard_activities.h"
 
 #include "curl_transfer.h"
@@ -21,7 +23,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 namespace kotoba::stdlib {
 
@@ -30,14 +37,18 @@ using runtime::ActivityContext;
 
 namespace {
 
-// TODO(#6): only plain SMTP with optional STARTTLS; implicit TLS (smtps, port 465), HTML
-// bodies and attachments are not supported yet.
 constexpr int64_t kDefaultSmtpPort = 25;
+constexpr int64_t kDefaultSmtpsPort = 465;
+// What all attachments of one message may add up to: common mail servers refuse messages
+// past 25 MiB, and base64 makes the message a third larger than this.
+constexpr size_t kMaxAttachmentBytes = 18u << 20;
 
 struct SmtpCall {
   std::string server;
   int64_t port = kDefaultSmtpPort;
   bool starttls = false;
+  bool implicitTls = false;
+  std::optional<std::string> caFile;
   std::optional<std::string> username;
   std::optional<std::string> password;
   std::optional<int64_t> timeoutMs;
@@ -102,6 +113,15 @@ WorkflowError smtpFailure(const SmtpCall &call, CURLcode code, const char *error
                                  where, reason),
                      Value(std::move(details)));
   }
+  if (code == CURLE_PEER_FAILED_VERIFICATION) {
+    // The next attempt meets the same certificate.
+    details.set("certificate_problem", reason);
+    return makeError(stdlib_errors::ConnectionError,
+                     fmt::format("the SMTP server {} has a certificate the client refuses: {}; "
+                                 "name the CA that signed it with ca_file",
+                                 where, reason),
+                     Value(std::move(details)));
+  }
   if (code == CURLE_USE_SSL_FAILED) {
     return makeError(stdlib_errors::SmtpError,
                      fmt::format("the SMTP server {} does not offer STARTTLS: {}; set starttls: "
@@ -128,14 +148,15 @@ WorkflowError smtpFailure(const SmtpCall &call, CURLcode code, const char *error
 
 Result<Value> sendMail(const SmtpCall &call, ActivityContext &context) {
   char errorBuffer[CURL_ERROR_SIZE];
-  detail::EasyHandle easy = detail::makeEasyHandle("smtp", errorBuffer);
+  detail::EasyHandle easy = detail::makeEasyHandle("smtp,smtps", errorBuffer);
   if (!easy) {
     return smtpFailure(call, CURLE_OUT_OF_MEMORY, nullptr, 0);
   }
   CURL *handle = easy.get();
   bool ipv6Literal = call.server.find(':') != std::string::npos;
-  std::string url = ipv6Literal ? fmt::format("smtp://[{}]:{}", call.server, call.port)
-                                : fmt::format("smtp://{}:{}", call.server, call.port);
+  const char *scheme = call.implicitTls ? "smtps" : "smtp";
+  std::string url = ipv6Literal ? fmt::format("{}://[{}]:{}", scheme, call.server, call.port)
+                                : fmt::format("{}://{}:{}", scheme, call.server, call.port);
   std::string text = detail::composeMessage(call.message);
   Upload upload{text};
   detail::CurlList recipients;
@@ -162,6 +183,10 @@ Result<Value> sendMail(const SmtpCall &call, ActivityContext &context) {
   if (call.timeoutMs && *call.timeoutMs > 0) {
     curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, long(*call.timeoutMs));
   }
+  if (call.caFile) {
+    curl_easy_setopt(handle, CURLOPT_CAINFO, call.caFile->c_str());
+    curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
+  }
 
   detail::TransferOutcome outcome = detail::performTransfer(handle, context);
   if (outcome.stopped || context.cancelled()) {
@@ -177,12 +202,44 @@ Result<Value> sendMail(const SmtpCall &call, ActivityContext &context) {
   return Value(std::move(result));
 }
 
+// A guess at an attachment's media type from its name, for when none is given.
+std::string mediaTypeForName(std::string_view filename) {
+  static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {
+      {".pdf", "application/pdf"}, {".png", "image/png"},         {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},     {".gif", "image/gif"},         {".txt", "text/plain"},
+      {".csv", "text/csv"},        {".json", "application/json"}, {".html", "text/html"},
+      {".zip", "application/zip"}, {".xml", "application/xml"},
+  };
+  std::string lower(filename);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  for (auto [suffix, type] : kTypes) {
+    if (lower.ends_with(suffix)) {
+      return std::string(type);
+    }
+  }
+  return "application/octet-stream";
+}
+
+// Whether a path has a `..` component.
+bool climbsUp(std::string_view path) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = std::min(path.find('/', start), path.size());
+    if (path.substr(start, end - start) == "..") {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
 class EmailActivity final : public runtime::Activity {
 public:
   EmailActivity(std::string activityName, runtime::TemplateValue implementation,
-                runtime::EnvironmentLookup environment)
+                std::string baseDirectory, runtime::EnvironmentLookup environment)
       : activityName_(std::move(activityName)), implementation_(std::move(implementation)),
-        environment_(std::move(environment)) {}
+        baseDirectory_(std::move(baseDirectory)), environment_(std::move(environment)) {}
 
   [[nodiscard]] Result<Value> run(const Value &input, ActivityContext &context) override {
     Result<SmtpCall> call = resolve(input, context);
@@ -195,11 +252,123 @@ public:
 
 private:
   [[nodiscard]] Result<SmtpCall> resolve(const Value &input, ActivityContext &context) const;
+  // The attachments of `list`; `fromImplementation` says whether files may be named.
+  [[nodiscard]] Result<std::vector<detail::MailAttachment>>
+  readAttachments(const Value &list, bool fromImplementation) const;
 
   std::string activityName_;
   runtime::TemplateValue implementation_;
+  std::string baseDirectory_;
   runtime::EnvironmentLookup environment_;
 };
+
+Result<std::vector<detail::MailAttachment>>
+EmailActivity::readAttachments(const Value &list, bool fromImplementation) const {
+  std::vector<detail::MailAttachment> attachments;
+  if (list.isNull()) {
+    return attachments;
+  }
+  if (!list.isArray()) {
+    return invalidMessage(fmt::format("'attachments' must be an array of {{path}} or {{filename, "
+                                      "content_base64}} objects, found {}",
+                                      describeValue(list)));
+  }
+  const Value *written = implementation_.source().asObject().find("attachments");
+  size_t totalBytes = 0;
+  for (size_t i = 0; i < list.asArray().size(); ++i) {
+    const Value &item = list.asArray()[i];
+    const Object *fields = item.isObject() ? &item.asObject() : nullptr;
+    const Value *path = fields != nullptr ? fields->find("path") : nullptr;
+    const Value *content = fields != nullptr ? fields->find("content_base64") : nullptr;
+    const Value *name = fields != nullptr ? fields->find("filename") : nullptr;
+    const Value *type = fields != nullptr ? fields->find("content_type") : nullptr;
+    Object details;
+    details.set("attachment", int64_t(i));
+    if (fields == nullptr || (path == nullptr) == (content == nullptr) ||
+        (path != nullptr && !path->isString()) || (content != nullptr && !content->isString()) ||
+        (name != nullptr && !name->isString()) || (type != nullptr && !type->isString())) {
+      return invalidMessage(fmt::format("attachment {} must be {{path: \"file.pdf\"}} or "
+                                        "{{filename: \"a.csv\", content_base64: \"...\"}}, "
+                                        "with an optional content_type, found {}",
+                                        i, describeValue(item)),
+                            Value(std::move(details)));
+    }
+    detail::MailAttachment attachment;
+    if (path != nullptr) {
+      const std::string &relative = path->asString();
+      // Files are configuration: the input may not name them, and a template in a path may
+      // not lead out of where the path was written to point.
+      const Value *writtenItem =
+          written != nullptr && written->isArray() && i < written->asArray().size()
+              ? &written->asArray()[i]
+              : nullptr;
+      const Value *writtenPath = writtenItem != nullptr && writtenItem->isObject()
+                                     ? writtenItem->asObject().find("path")
+                                     : nullptr;
+      bool writtenRelative = writtenPath != nullptr && writtenPath->isString() &&
+                             !writtenPath->asString().starts_with("/");
+      if (!fromImplementation || relative.empty() || climbsUp(relative) ||
+          (writtenRelative && relative.starts_with("/"))) {
+        return invalidMessage(
+            fromImplementation
+                ? fmt::format("attachment {} path '{}' leaves the directory it names; a "
+                              "value in a path may not hold '..' or start with '/'",
+                              i, relative)
+                : fmt::format("attachment {} from the input names a file ('{}'); only the "
+                              "implementation may name files, the input gives content_base64",
+                              i, relative),
+            Value(std::move(details)));
+      }
+      std::string file = detail::resolvePath(relative, baseDirectory_);
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        return detail::invalidImplementation(
+            activityName_, fmt::format("attachment {} names '{}', which cannot be read: {}", i,
+                                       file, std::strerror(errno)));
+      }
+      attachment.content.assign(std::istreambuf_iterator<char>(in),
+                                std::istreambuf_iterator<char>());
+      attachment.filename = relative.substr(relative.rfind('/') + 1);
+    } else {
+      std::optional<std::string> bytes = detail::base64Decode(content->asString());
+      if (!bytes) {
+        return invalidMessage(
+            fmt::format("attachment {} content_base64 is not base64 (RFC 4648)", i),
+            Value(std::move(details)));
+      }
+      attachment.content = std::move(*bytes);
+      attachment.filename = "attachment";
+    }
+    if (name != nullptr) {
+      attachment.filename = name->asString();
+    }
+    if (!detail::isSafeAttachmentName(attachment.filename)) {
+      return invalidMessage(fmt::format("attachment {} filename {} cannot name a file: it must "
+                                        "be UTF-8 without control characters, '/' or '\\'",
+                                        i, describeValue(Value(attachment.filename))),
+                            Value(std::move(details)));
+    }
+    attachment.contentType =
+        type != nullptr ? type->asString() : mediaTypeForName(attachment.filename);
+    if (!detail::isMediaType(attachment.contentType)) {
+      return invalidMessage(fmt::format("attachment {} content_type {} is not a media type; "
+                                        "write it as type/subtype, such as application/pdf",
+                                        i, describeValue(Value(attachment.contentType))),
+                            Value(std::move(details)));
+    }
+    totalBytes += attachment.content.size();
+    if (totalBytes > kMaxAttachmentBytes) {
+      details.set("limit_bytes", int64_t(kMaxAttachmentBytes));
+      return makeError(error_types::PayloadTooLarge,
+                       fmt::format("the attachments of the email add up to more than {} MiB, "
+                                   "which mail servers refuse; send a link instead",
+                                   kMaxAttachmentBytes >> 20),
+                       Value(std::move(details)));
+    }
+    attachments.push_back(std::move(attachment));
+  }
+  return attachments;
+}
 
 Result<SmtpCall> EmailActivity::resolve(const Value &input, ActivityContext &context) const {
   Result<Value> evaluated =
@@ -227,9 +396,15 @@ Result<SmtpCall> EmailActivity::resolve(const Value &input, ActivityContext &con
   if (!port.ok()) {
     return std::move(port).error();
   }
-  call.port = port.value().value_or(kDefaultSmtpPort);
   if (const Value *starttls = fields.find("starttls")) {
     call.starttls = starttls->asBool();
+  }
+  if (const Value *implicitTls = fields.find("implicit_tls")) {
+    call.implicitTls = implicitTls->asBool();
+  }
+  call.port = port.value().value_or(call.implicitTls ? kDefaultSmtpsPort : kDefaultSmtpPort);
+  if (std::optional<std::string> caFile = detail::readString(fields, "ca_file")) {
+    call.caFile = detail::resolvePath(*caFile, baseDirectory_);
   }
   call.username = detail::readString(fields, "username");
   call.password = detail::readString(fields, "password");
@@ -273,11 +448,64 @@ Result<SmtpCall> EmailActivity::resolve(const Value &input, ActivityContext &con
   if (call.message.subject.find_first_of("\r\n") != std::string::npos) {
     return invalidMessage("the subject of an email must be one line; remove its line breaks");
   }
+  if (const Value *html = field("html"); html != nullptr && !html->isNull()) {
+    if (!html->isString()) {
+      return invalidMessage(
+          fmt::format("'html' of an email must be a string, found {}", describeValue(*html)));
+    }
+    call.message.html = html->asString();
+  }
+  if (const Value *attachments = field("attachments")) {
+    Result<std::vector<detail::MailAttachment>> read =
+        readAttachments(*attachments, fields.contains("attachments"));
+    if (!read.ok()) {
+      return std::move(read).error();
+    }
+    call.message.attachments = std::move(read).value();
+  }
   const runtime::AttemptIdentity &identity = context.identity();
   call.message.messageId = detail::makeMessageId(identity.runId, identity.stepId,
                                                  identity.commandId, call.message.from.address);
   call.message.date = detail::currentMailDate();
   return call;
+}
+
+// `attachments` in an implementation: an array of objects, each naming a `path` or giving
+// `content_base64`; their strings may be templates.
+std::optional<WorkflowError> checkAttachments(const runtime::ImplementationRequest &request) {
+  const Value *list = request.implementation.asObject().find("attachments");
+  if (list == nullptr || list->isNull()) {
+    return std::nullopt;
+  }
+  auto problem = [&](std::string what) {
+    return detail::invalidImplementation(
+        request.activityName,
+        fmt::format("'attachments' of the email implementation {}; write [{{path: "
+                    "\"terms.pdf\"}}, {{filename: \"a.csv\", content_base64: \"...\"}}]",
+                    what));
+  };
+  if (!list->isArray()) {
+    return problem(fmt::format("must be an array, found {}", describeValue(*list)));
+  }
+  for (const Value &item : list->asArray()) {
+    if (!item.isObject()) {
+      return problem(fmt::format("holds {}, not an object", describeValue(item)));
+    }
+    const Object &fields = item.asObject();
+    if (fields.contains("path") == fields.contains("content_base64")) {
+      return problem("needs exactly one of 'path' and 'content_base64' in each attachment");
+    }
+    for (const ObjectEntry &entry : fields) {
+      bool known = entry.key == "path" || entry.key == "content_base64" ||
+                   entry.key == "filename" || entry.key == "content_type";
+      if (!known || !entry.value.isString()) {
+        return problem(fmt::format("has '{}: {}'; an attachment takes the strings path, "
+                                   "content_base64, filename and content_type",
+                                   entry.key, describeValue(entry.value)));
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 constexpr std::string_view kEmailExample =
@@ -292,13 +520,15 @@ runtime::ActivityFactory emailActivityFactory() {
     detail::FieldChecker check(request, "email");
     for (std::optional<WorkflowError> problem :
          {detail::checkFieldNames(request, "email",
-                                  {"server", "port", "starttls", "username", "password", "from",
-                                   "to", "cc", "bcc", "subject", "text", "timeout"}),
+                                  {"server", "port", "starttls", "implicit_tls", "ca_file",
+                                   "username", "password", "from", "to", "cc", "bcc", "subject",
+                                   "text", "html", "attachments", "timeout"}),
           check.required("server", kEmailExample), check.required("from", kEmailExample),
           check.string("server"), check.integer("port", 1, 65535), check.boolean("starttls"),
-          check.string("username"), check.string("password"), check.string("from"),
-          check.strings("to"), check.strings("cc"), check.strings("bcc"), check.string("subject"),
-          check.string("text"), check.duration("timeout")}) {
+          check.boolean("implicit_tls"), check.string("ca_file"), check.string("username"),
+          check.string("password"), check.string("from"), check.strings("to"), check.strings("cc"),
+          check.strings("bcc"), check.string("subject"), check.string("text"), check.string("html"),
+          checkAttachments(request), check.duration("timeout")}) {
       if (problem) {
         return std::move(*problem);
       }
@@ -308,8 +538,19 @@ runtime::ActivityFactory emailActivityFactory() {
     if (!compiled.ok()) {
       return std::move(compiled).error();
     }
-    return std::shared_ptr<runtime::Activity>(std::make_shared<EmailActivity>(
-        request.activityName, std::move(compiled).value(), request.environment));
+    const Object &fields = request.implementation.asObject();
+    const Value *starttls = fields.find("starttls");
+    const Value *implicitTls = fields.find("implicit_tls");
+    if (starttls != nullptr && implicitTls != nullptr && starttls->asBool() &&
+        implicitTls->asBool()) {
+      return detail::invalidImplementation(
+          request.activityName, "'starttls' and 'implicit_tls' exclude each other; use "
+                                "implicit_tls for a server that speaks TLS from the first byte "
+                                "(smtps, port 465), starttls for one that upgrades (port 587)");
+    }
+    return std::shared_ptr<runtime::Activity>(
+        std::make_shared<EmailActivity>(request.activityName, std::move(compiled).value(),
+                                        request.baseDirectory, request.environment));
   };
 }
 

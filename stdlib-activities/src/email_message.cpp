@@ -1,8 +1,10 @@
-// Composing the text of a plain-text e-mail (email_message.h).
+// Composing the text of an e-mail (email_message.h).
 #include "email_message.h"
 
 #include "curl_transfer.h"
 #include "implementation_fields.h"
+
+#include "kotoba/vm/json.h"
 
 #include <fmt/format.h>
 
@@ -125,6 +127,17 @@ bool fitsSevenBit(std::string_view crlfText) {
   return true;
 }
 
+// Base64 in lines of 76 characters, each ended with CRLF (RFC 2045 section 6.8).
+std::string base64Lines(std::string_view bytes) {
+  std::string encoded = base64Encode(bytes);
+  std::string lines;
+  lines.reserve(encoded.size() + encoded.size() / kBase64LineLength * 2 + 2);
+  for (size_t start = 0; start < encoded.size(); start += kBase64LineLength) {
+    lines += encoded.substr(start, kBase64LineLength) + "\r\n";
+  }
+  return lines;
+}
+
 std::string sanitizeIdPart(std::string_view text) {
   std::string part;
   for (char c : text.substr(0, kMessageIdPartLength)) {
@@ -174,9 +187,105 @@ std::optional<MailAddress> parseMailAddress(std::string_view text) {
   return parsed;
 }
 
-std::string composeMessage(const MailMessage &message) {
-  std::string body = withCrlf(message.text);
+namespace {
+
+// A text part's headers and body: 7bit when it fits, else base64.
+std::string textPart(std::string_view mediaType, std::string_view text) {
+  std::string body = withCrlf(text);
   bool sevenBit = fitsSevenBit(body);
+  std::string part = fmt::format("Content-Type: {}; charset=utf-8\r\n", mediaType);
+  part += std::string("Content-Transfer-Encoding: ") + (sevenBit ? "7bit" : "base64") + "\r\n";
+  part += "\r\n";
+  if (sevenBit) {
+    part += body;
+    if (!body.empty() && !body.ends_with("\r\n")) {
+      part += "\r\n";
+    }
+    return part;
+  }
+  return part + base64Lines(body);
+}
+
+// A filename parameter: quoted when it is plain ASCII, else RFC 2231's `filename*` with the
+// UTF-8 bytes percent-encoded, so nothing in it can close the quotes or the header.
+std::string filenameParameter(std::string_view name) {
+  bool plain = isPlainAscii(name) && name.find_first_of("\"\\") == std::string_view::npos &&
+               name.size() < 200;
+  if (plain) {
+    return fmt::format("filename=\"{}\"", name);
+  }
+  std::string encoded = "filename*=UTF-8''";
+  for (char c : name) {
+    auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || std::string_view("!#$&+-.^_`|~").find(c) != std::string_view::npos) {
+      encoded += c;
+    } else {
+      encoded += fmt::format("%{:02X}", byte);
+    }
+  }
+  return encoded;
+}
+
+std::string attachmentPart(const MailAttachment &attachment) {
+  std::string part = "Content-Type: " + attachment.contentType + "\r\n";
+  part += "Content-Transfer-Encoding: base64\r\n";
+  part += "Content-Disposition: attachment; " + filenameParameter(attachment.filename) + "\r\n";
+  part += "\r\n";
+  return part + base64Lines(attachment.content);
+}
+
+// A boundary that none of `parts` holds: parts are base64 or 7bit text, and base64 never
+// has "=_", but a text part might, so the candidate is checked and changed until it fits.
+std::string boundaryFor(const MailMessage &message, const std::vector<std::string> &parts,
+                        std::string_view kind) {
+  for (uint64_t salt = 0;; ++salt) {
+    std::string boundary = fmt::format("=_kotoba_{}_{:016x}", kind,
+                                       fnv1a(fmt::format("{}/{}", message.messageId, salt)));
+    bool clash = std::any_of(parts.begin(), parts.end(), [&](const std::string &part) {
+      return part.find(boundary) != std::string::npos;
+    });
+    if (!clash) {
+      return boundary;
+    }
+  }
+}
+
+// A multipart entity of `parts` (each headers, blank line, body): its Content-Type line and
+// body, as a part of its own.
+std::string multipart(const MailMessage &message, std::string_view subtype,
+                      const std::vector<std::string> &parts) {
+  std::string boundary = boundaryFor(message, parts, subtype);
+  std::string entity =
+      fmt::format("Content-Type: multipart/{}; boundary=\"{}\"\r\n\r\n", subtype, boundary);
+  for (const std::string &part : parts) {
+    entity += "--" + boundary + "\r\n" + part;
+  }
+  entity += "--" + boundary + "--\r\n";
+  return entity;
+}
+
+} // namespace
+
+bool isSafeAttachmentName(std::string_view name) {
+  return !name.empty() && isValidUtf8(name) && std::none_of(name.begin(), name.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f || c == '/' || c == '\\';
+  });
+}
+
+bool isMediaType(std::string_view text) {
+  auto isToken = [](std::string_view token) {
+    return !token.empty() && std::all_of(token.begin(), token.end(), [](char c) {
+      auto byte = static_cast<unsigned char>(c);
+      return std::isalnum(byte) || std::string_view("!#$&+-.^_`|~").find(c) != std::string::npos;
+    });
+  };
+  size_t slash = text.find('/');
+  return slash != std::string_view::npos && isToken(text.substr(0, slash)) &&
+         isToken(text.substr(slash + 1));
+}
+
+std::string composeMessage(const MailMessage &message) {
   std::string text;
   text += "Date: " + message.date + "\r\n";
   text += "From: " + message.from.header + "\r\n";
@@ -189,21 +298,19 @@ std::string composeMessage(const MailMessage &message) {
   text += "Subject: " + encodeHeaderText(message.subject) + "\r\n";
   text += "Message-ID: " + message.messageId + "\r\n";
   text += "MIME-Version: 1.0\r\n";
-  text += "Content-Type: text/plain; charset=utf-8\r\n";
-  text += std::string("Content-Transfer-Encoding: ") + (sevenBit ? "7bit" : "base64") + "\r\n";
-  text += "\r\n";
-  if (sevenBit) {
-    text += body;
-    if (!body.empty() && !body.ends_with("\r\n")) {
-      text += "\r\n";
+  std::string body =
+      message.html
+          ? multipart(message, "alternative",
+                      {textPart("text/plain", message.text), textPart("text/html", *message.html)})
+          : textPart("text/plain", message.text);
+  if (!message.attachments.empty()) {
+    std::vector<std::string> parts = {std::move(body)};
+    for (const MailAttachment &attachment : message.attachments) {
+      parts.push_back(attachmentPart(attachment));
     }
-    return text;
+    body = multipart(message, "mixed", parts);
   }
-  std::string encoded = base64Encode(body);
-  for (size_t start = 0; start < encoded.size(); start += kBase64LineLength) {
-    text += encoded.substr(start, kBase64LineLength) + "\r\n";
-  }
-  return text;
+  return text + body;
 }
 
 std::string makeMessageId(std::string_view runId, std::string_view stepId, uint64_t commandId,

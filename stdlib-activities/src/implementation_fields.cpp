@@ -285,4 +285,49 @@ std::string base64Encode(std::string_view bytes) {
   return out;
 }
 
+std::optional<std::string> base64Decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  uint32_t bits = 0;
+  int pendingBits = 0;
+  size_t digits = 0;
+  size_t padding = 0;
+  for (char c : text) {
+    int value = -1;
+    if (c >= 'A' && c <= 'Z') {
+      value = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      value = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      value = c - '0' + 52;
+    } else if (c == '+') {
+      value = 62;
+    } else if (c == '/') {
+      value = 63;
+    } else if (c == '=') {
+      ++padding;
+      continue;
+    } else if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
+      continue;
+    } else {
+      return std::nullopt;
+    }
+    if (padding > 0) {
+      return std::nullopt; // a digit after padding
+    }
+    ++digits;
+    bits = (bits << 6) | uint32_t(value);
+    pendingBits += 6;
+    if (pendingBits >= 8) {
+      pendingBits -= 8;
+      out += char((bits >> pendingBits) & 0xff);
+    }
+  }
+  // One digit alone in the last group holds under a byte: no encoder writes that.
+  if (digits % 4 == 1 || padding > 2 || (padding > 0 && (digits + padding) % 4 != 0)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 } // namespace kotoba::stdlib::detail

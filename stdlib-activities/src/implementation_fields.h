@@ -86,5 +86,8 @@ readDurationMs(std::string_view activityName, const Object &fields, std::string_
 
 // Standard base64 with padding (RFC 4648 section 4).
 [[nodiscard]] std::string base64Encode(std::string_view bytes);
+// The bytes of standard base64; padding optional, line breaks and spaces skipped. nullopt
+// for any other character, or a length no encoder makes.
+[[nodiscard]] std::optional<std::string> base64Decode(std::string_view text);
 
 } // namespace kotoba::stdlib::detail

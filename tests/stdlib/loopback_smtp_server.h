@@ -69,6 +69,26 @@ inline std::string base64Decode(std::string_view text) {
   return out;
 }
 
+inline std::string base64Encode(std::string_view bytes) {
+  static constexpr std::string_view kDigits =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t group = uint32_t(uint8_t(bytes[i])) << 16;
+    if (i + 1 < bytes.size()) {
+      group |= uint32_t(uint8_t(bytes[i + 1])) << 8;
+    }
+    if (i + 2 < bytes.size()) {
+      group |= uint32_t(uint8_t(bytes[i + 2]));
+    }
+    out += kDigits[(group >> 18) & 63];
+    out += kDigits[(group >> 12) & 63];
+    out += i + 1 < bytes.size() ? kDigits[(group >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kDigits[group & 63] : '=';
+  }
+  return out;
+}
+
 class LoopbackSmtpServer {
 public:
   explicit LoopbackSmtpServer(SmtpBehaviour behaviour = {}) : behaviour_(std::move(behaviour)) {
