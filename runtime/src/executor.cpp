@@ -2,6 +2,8 @@
 // Reported under one mutex; whichever of the worker (the activity returned), the watchdog
 // (it would not stop) or cancel() (it was still queued) gets there first reports it, and
 // the others find it Reported and drop what they have. Callbacks run with no lock held.
+// An attempt the watchdog reports while its function still runs is "abandoned": its thread
+// counts as stuck, and a replacement thread keeps the pool's capacity (bounded).
 #include "kotoba/runtime/executor.h"
 
 #include <fmt/format.h>
@@ -10,6 +12,7 @@
 #include <cassert>
 #include <chrono>
 #include <limits>
+#include <tuple>
 
 namespace kotoba::runtime {
 
@@ -53,6 +56,8 @@ struct Executor::Attempt {
   SteadyClock::time_point timeoutAt;
   // When a stopped attempt is reported even if it has not returned.
   SteadyClock::time_point abandonAt;
+  // Reported by the watchdog while its function was still running on a pool thread.
+  bool abandoned = false;
   Value lastHeartbeat;
 
   [[nodiscard]] AttemptKey key() const {
@@ -69,14 +74,44 @@ Executor::Executor(Clock &clock, ExecutorOptions options)
   if (threads == 0) {
     threads = std::max<size_t>(4, std::thread::hardware_concurrency() * kDefaultThreadsPerCore);
   }
-  workers_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) {
-    workers_.emplace_back([this] { workerLoop(); });
+  poolSize_ = threads;
+  maxReplacements_ = options_.maxReplacementThreads.value_or(threads);
+  {
+    std::lock_guard lock(mutex_);
+    workers_.reserve(threads);
+    for (size_t i = 0; i < threads; ++i) {
+      startWorkerLocked();
+    }
   }
   watchdog_ = std::thread([this] { watchdogLoop(); });
 }
 
 Executor::~Executor() { shutdown(); }
+
+size_t Executor::threadCount() const {
+  std::lock_guard lock(mutex_);
+  return liveWorkers_;
+}
+
+size_t Executor::stuckThreadCount() const {
+  std::lock_guard lock(mutex_);
+  return stuckWorkers_;
+}
+
+void Executor::startWorkerLocked() {
+  for (std::thread::id id : retired_) {
+    auto found = std::find_if(workers_.begin(), workers_.end(),
+                              [id](const std::thread &worker) { return worker.get_id() == id; });
+    assert(found != workers_.end() && "a retired thread is one of the workers");
+    // It left workerLoop before it could add itself to retired_ (under this lock), so the
+    // join waits for no more than its return.
+    found->join();
+    workers_.erase(found);
+  }
+  retired_.clear();
+  ++liveWorkers_;
+  workers_.emplace_back([this] { workerLoop(); });
+}
 
 bool Executor::submit(AttemptRequest request, CompletionCallback onComplete) {
   assert(request.activity && "submit() needs the activity to run; resolve it first");
@@ -176,10 +211,22 @@ void Executor::shutdown() {
 }
 
 void Executor::workerLoop() {
+  std::shared_ptr<Attempt> previous;
   while (true) {
     std::shared_ptr<Attempt> attempt;
     {
       std::unique_lock lock(mutex_);
+      if (previous && previous->abandoned) {
+        // Back from an attempt the watchdog gave up on: a replacement may have taken this
+        // thread's place meanwhile, and then this one leaves so the pool stays its size.
+        --stuckWorkers_;
+        if (!stopping_ && liveWorkers_ - stuckWorkers_ > poolSize_) {
+          --liveWorkers_;
+          retired_.push_back(std::this_thread::get_id());
+          return;
+        }
+      }
+      previous.reset();
       workAvailable_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) {
         return; // stopping, and nothing left
@@ -196,6 +243,7 @@ void Executor::workerLoop() {
       watchdogWake_.notify_one();
     }
     execute(attempt);
+    previous = std::move(attempt);
   }
 }
 
@@ -315,21 +363,36 @@ void Executor::watchdogLoop() {
       }
       next = next ? std::min(*next, due) : due;
     }
-    // TODO(#4): an abandoned function keeps its pool thread until it returns, so host
-    // functions that never honour a stop can starve the pool; start a replacement thread.
-    std::vector<std::pair<std::shared_ptr<Attempt>, AttemptOutcome>> outcomes;
+    // An abandoned attempt keeps its thread until its function returns, which a function
+    // that ignores stops may never do: each one gets a replacement, up to the bound, so
+    // the other attempts keep their threads.
+    std::vector<std::tuple<std::shared_ptr<Attempt>, AttemptOutcome, bool>> outcomes;
     for (const std::shared_ptr<Attempt> &attempt : abandoned) {
       if (std::optional<AttemptOutcome> outcome = finishLocked(attempt, std::nullopt)) {
-        outcomes.emplace_back(attempt, std::move(*outcome));
+        attempt->abandoned = true;
+        ++stuckWorkers_;
+        bool replaced = false;
+        if (!stopping_ && liveWorkers_ - stuckWorkers_ < poolSize_ &&
+            liveWorkers_ < poolSize_ + maxReplacements_) {
+          startWorkerLocked();
+          replaced = true;
+        }
+        outcomes.emplace_back(attempt, std::move(*outcome), replaced);
       }
     }
     if (!outcomes.empty()) {
+      size_t stuck = stuckWorkers_;
       lock.unlock();
-      for (auto &[attempt, outcome] : outcomes) {
+      for (auto &[attempt, outcome, replaced] : outcomes) {
         std::string message =
             fmt::format("the attempt did not stop within {} ms of being asked ({}); it is "
                         "reported now and its late result will be ignored",
                         options_.stopWaitMs, stopReasonName(attempt->stopReason));
+        if (!replaced) {
+          message += fmt::format("; {} pool thread(s) are held by attempts that ignored a "
+                                 "stop, and no replacement is started beyond {} extra",
+                                 stuck, maxReplacements_);
+        }
         options_.logSink(ActivityLogRecord{attempt->request.identity, LogLevel::Warning, message});
         attempt->onComplete(std::move(outcome));
       }
@@ -382,6 +445,13 @@ RetryDecision decideRetry(const RetryPolicy &policy, int64_t failedAttempt,
     return decision;
   }
   int64_t delay = retryDelayMs(policy, failedAttempt + 1, runId, stepId);
+  // An error may say how long trying again cannot help (an HTTP 429's Retry-After, as
+  // `details.retry_after_ms`): the retry waits at least that, up to the maximum interval.
+  if (const Value *hint = error.details.isObject() ? error.details.asObject().find("retry_after_ms")
+                                                   : nullptr;
+      hint != nullptr && hint->isInt() && hint->asInt() > delay) {
+    delay = std::min(hint->asInt(), std::max(delay, policy.effectiveMaximumIntervalMs()));
+  }
   int64_t retryAt = failedAtMs > std::numeric_limits<int64_t>::max() - delay
                         ? std::numeric_limits<int64_t>::max()
                         : failedAtMs + delay;

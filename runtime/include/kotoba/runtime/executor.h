@@ -13,6 +13,10 @@
 // Cancelled when it returns, or after `stopWaitMs` if it does not; what it returns after
 // that is ignored (runtime.md section 7: "its late result is ignored"). A result that
 // arrives after the stop was requested is ignored as well: the engine has already decided.
+// A function reported that way still holds its thread; so that functions which never honour
+// a stop cannot starve the pool, the executor starts a replacement thread for each (at most
+// `maxReplacementThreads` beyond the pool), and a stuck thread that finally returns retires
+// if the pool is full without it.
 //
 // Timeouts are measured on a steady clock: activities do real work, so even under a
 // VirtualClock a 30-second timeout is 30 real seconds. The times in outcomes (scheduled,
@@ -92,6 +96,10 @@ struct ExecutorOptions {
   ActivityLogSink logSink;
   // Called on each heartbeat; null: heartbeats only update lastHeartbeat.
   HeartbeatSink heartbeatSink;
+  // How many threads may run beyond `threads` to replace ones held by abandoned attempts
+  // (see above); nullopt: as many as `threads`, so the pool at most doubles. Last, so that
+  // positional initializers written before it still fit.
+  std::optional<size_t> maxReplacementThreads;
 };
 
 class Executor {
@@ -116,7 +124,10 @@ public:
 
   // Attempts accepted and not yet reported.
   [[nodiscard]] size_t inFlight() const;
-  [[nodiscard]] size_t threadCount() const { return workers_.size(); }
+  // Threads alive in the pool, counting those held by abandoned attempts.
+  [[nodiscard]] size_t threadCount() const;
+  // Threads still held by attempts that were reported after ignoring their stop.
+  [[nodiscard]] size_t stuckThreadCount() const;
 
   // Stops accepting attempts, drops queued ones and asks running ones to stop, then waits
   // for the threads. Attempts stopped this way are not reported: their outcome is unknown,
@@ -136,6 +147,8 @@ private:
   [[nodiscard]] std::optional<AttemptOutcome> finishLocked(const std::shared_ptr<Attempt> &attempt,
                                                            std::optional<Result<Value>> result);
   void requestStopLocked(const std::shared_ptr<Attempt> &attempt, StopReason reason);
+  // Starts one more worker thread, first joining those that retired. Called with mutex_ held.
+  void startWorkerLocked();
 
   Clock &clock_;
   ExecutorOptions options_;
@@ -145,7 +158,15 @@ private:
   std::deque<std::shared_ptr<Attempt>> queue_;
   std::map<AttemptKey, std::shared_ptr<Attempt>, std::less<>> inFlight_;
   bool stopping_ = false;
+  size_t poolSize_ = 0;
+  size_t maxReplacements_ = 0;
+  // Worker threads that have not retired, and how many of them run an abandoned attempt.
+  size_t liveWorkers_ = 0;
+  size_t stuckWorkers_ = 0;
   std::vector<std::thread> workers_;
+  // Threads that left workerLoop after their abandoned attempt returned: joined and dropped
+  // from workers_ at the next start of a thread, or at shutdown.
+  std::vector<std::thread::id> retired_;
   std::thread watchdog_;
 };
 
@@ -171,8 +192,10 @@ struct RetryDecision {
 
 // After attempt `failedAttempt` (1 for the first) failed at `failedAtMs` with `error`: retry
 // at which time, or is this the final failure? Uses retry.h (shouldRetry, retryDelayMs with
-// jitter drawn from run, step and attempt, so replay computes the same time). With a
-// schedule-to-close deadline, a retry that would start at or after it is a final failure.
+// jitter drawn from run, step and attempt, so replay computes the same time). An error whose
+// details hold an integer `retry_after_ms` waits at least that long, capped by the policy's
+// maximum interval. With a schedule-to-close deadline, a retry that would start at or after
+// it is a final failure.
 [[nodiscard]] RetryDecision decideRetry(const RetryPolicy &policy, int64_t failedAttempt,
                                         const WorkflowError &error, int64_t failedAtMs,
                                         std::optional<int64_t> scheduleToCloseDeadlineMs,
