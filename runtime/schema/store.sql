@@ -1,4 +1,4 @@
--- The Kotoba store, schema version 1.
+-- The Kotoba store, schema version 2.
 --
 -- One SQLite file holds everything a durable run needs to survive a crash: the modules runs
 -- were started with, the runs, their histories (hash-chained), checkpoints of VM state,
@@ -18,6 +18,7 @@
 -- previous version to this one; existing files are upgraded by those steps, never by
 -- running this file again. Versions:
 --   1  the first schema.
+--   2  runs.host: where the run's activities come from (base directory, --bind bindings).
 
 PRAGMA application_id = 1263490114; -- 0x4B4F5442, 'KOTB': marks the file as a Kotoba store
 
@@ -53,6 +54,14 @@ CREATE TABLE modules (
 --   timeout_ms         when the workflow timeout expires, or NULL for none
 --   last_seq           the seq of the run's last event, 0 before the first; appends use it
 --                      to number events, readers to know the history's length cheaply
+--   host               how the host that started the run resolves its activities, so that
+--                      every process that drives it resolves them alike (JSON, or NULL when
+--                      the starter gave nothing): {"base_directory": the absolute directory
+--                      relative paths in the module's activity declarations resolve against,
+--                      "bindings": [{"name", "implementation", "base_directory"}], the
+--                      activities bound at start (`--bind`), each with the directory its
+--                      relative paths resolve against}. Children, continue-as-new runs and
+--                      retries of the chain inherit it. Added in version 2.
 CREATE TABLE runs (
   id                TEXT    PRIMARY KEY NOT NULL,
   chain_id          TEXT    NOT NULL,
@@ -71,7 +80,8 @@ CREATE TABLE runs (
   updated_ms        INTEGER NOT NULL,
   finished_ms       INTEGER,
   timeout_ms        INTEGER,
-  last_seq          INTEGER NOT NULL DEFAULT 0
+  last_seq          INTEGER NOT NULL DEFAULT 0,
+  host              TEXT
 ) WITHOUT ROWID;
 -- `list --status S [--workflow W]`, newest first.
 CREATE INDEX runs_by_status ON runs (status, workflow_id, created_ms);
@@ -271,4 +281,4 @@ CREATE TABLE transaction_counter (
 );
 INSERT INTO transaction_counter (only, last_tx) VALUES (1, 0);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -158,4 +158,58 @@ Result<ActivityBinding> parseBinding(std::string_view option) {
                                             spec, hint));
 }
 
+Value runHostToValue(const RunHost &host) {
+  Array bindings;
+  for (const RunBinding &binding : host.bindings) {
+    Object entry;
+    entry.set("name", Value(binding.name));
+    entry.set("implementation", binding.implementation);
+    entry.set("base_directory", Value(binding.baseDirectory));
+    bindings.push_back(Value(std::move(entry)));
+  }
+  Object object;
+  object.set("base_directory", Value(host.baseDirectory));
+  object.set("bindings", Value(std::move(bindings)));
+  return Value(std::move(object));
+}
+
+Result<RunHost> runHostFromValue(const Value &value) {
+  auto malformed = [&](std::string_view what) {
+    return makeError(kInvalidBinding,
+                     fmt::format("the run's stored activity host is malformed: {}", what));
+  };
+  if (!value.isObject()) {
+    return malformed("expected an object, found " + describeValue(value));
+  }
+  RunHost host;
+  const Object &object = value.asObject();
+  if (const Value *base = object.find("base_directory"); base != nullptr) {
+    if (!base->isString()) {
+      return malformed("'base_directory' must be a string");
+    }
+    host.baseDirectory = base->asString();
+  }
+  const Value *bindings = object.find("bindings");
+  if (bindings == nullptr) {
+    return host;
+  }
+  if (!bindings->isArray()) {
+    return malformed("'bindings' must be an array");
+  }
+  for (const Value &entry : bindings->asArray()) {
+    const Value *name = entry.isObject() ? entry.asObject().find("name") : nullptr;
+    const Value *implementation =
+        entry.isObject() ? entry.asObject().find("implementation") : nullptr;
+    const Value *base = entry.isObject() ? entry.asObject().find("base_directory") : nullptr;
+    if (name == nullptr || !name->isString() || implementation == nullptr ||
+        (base != nullptr && !base->isString())) {
+      return malformed("each binding needs a string 'name', an 'implementation' and a string "
+                       "'base_directory'");
+    }
+    host.bindings.push_back(
+        RunBinding{name->asString(), *implementation, base != nullptr ? base->asString() : ""});
+  }
+  return host;
+}
+
 } // namespace kotoba::runtime

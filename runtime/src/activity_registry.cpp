@@ -167,12 +167,36 @@ std::shared_ptr<Activity> ActivityRegistry::findBoundLocked(std::string_view nam
 }
 
 ModuleActivities ActivityRegistry::resolve(const vm::Module &module,
-                                           std::string_view baseDirectory) const {
+                                           std::string_view baseDirectory,
+                                           const std::vector<RunBinding> &runBindings) const {
   std::lock_guard lock(mutex_);
   ModuleActivities resolved;
+  // The run's own bindings, for the names this process has no host binding of.
+  auto bindFromRun = [&](const std::string &name) {
+    if (hostBindings_.contains(name)) {
+      return false;
+    }
+    for (const RunBinding &binding : runBindings) {
+      if (binding.name != name) {
+        continue;
+      }
+      Result<std::shared_ptr<Activity>> activity =
+          createLocked(binding.name, binding.implementation, binding.baseDirectory);
+      if (!activity.ok()) {
+        resolved.problems.push_back(std::move(activity).error());
+      } else {
+        resolved.activities.insert_or_assign(name, std::move(activity).value());
+      }
+      return true;
+    }
+    return false;
+  };
   for (const vm::ActivityDecl &declaration : module.activities) {
     if (auto host = hostBindings_.find(declaration.name); host != hostBindings_.end()) {
       resolved.activities.insert_or_assign(declaration.name, host->second);
+      continue;
+    }
+    if (bindFromRun(declaration.name)) {
       continue;
     }
     if (declaration.implementation.isNull()) {
@@ -190,7 +214,11 @@ ModuleActivities ActivityRegistry::resolve(const vm::Module &module,
     if (resolved.activities.contains(name)) {
       continue;
     }
-    if (std::shared_ptr<Activity> bound = findBoundLocked(name)) {
+    if (auto host = hostBindings_.find(name); host != hostBindings_.end()) {
+      resolved.activities.emplace(name, host->second);
+    } else if (bindFromRun(name)) {
+      continue;
+    } else if (std::shared_ptr<Activity> bound = findBoundLocked(name)) {
       resolved.activities.emplace(name, std::move(bound));
     } else {
       resolved.unbound.push_back(name);

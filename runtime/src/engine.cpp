@@ -2,6 +2,7 @@
 // outside inputs (signals, cancel, terminate, published events) and the driving loops.
 #include "engine_internal.h"
 
+#include "kotoba/runtime/activity_binding.h"
 #include "kotoba/vm/json.h"
 #include "kotoba/vm/module_format.h"
 #include "kotoba/vm/type_check.h"
@@ -168,6 +169,38 @@ void Engine::registerPredicate(std::string name, PredicateFunction predicate) {
   impl_->predicates[std::move(name)] = std::move(predicate);
 }
 
+ModuleActivities Engine::Impl::resolveActivities(const vm::Module &module,
+                                                 const Value &host) const {
+  if (host.isNull()) {
+    return activities.resolve(module, options.baseDirectory);
+  }
+  Result<RunHost> stored = runHostFromValue(host);
+  if (!stored.ok()) {
+    ModuleActivities broken; // every task of the run fails with the reason
+    broken.problems.push_back(stored.error());
+    return broken;
+  }
+  const RunHost &runHost = stored.value();
+  return activities.resolve(module,
+                            runHost.baseDirectory.empty() ? std::string_view(options.baseDirectory)
+                                                          : std::string_view(runHost.baseDirectory),
+                            runHost.bindings);
+}
+
+std::string Engine::Impl::activitiesKey(const std::string &moduleHash, const Value &host) {
+  return host.isNull() ? moduleHash : moduleHash + " " + toJson(host);
+}
+
+ModuleActivities &Engine::Impl::activitiesFor(const std::string &moduleHash,
+                                              const vm::Module &module, const Value &host) {
+  std::string key = activitiesKey(moduleHash, host);
+  auto found = moduleActivities.find(key);
+  if (found == moduleActivities.end()) {
+    found = moduleActivities.emplace(key, resolveActivities(module, host)).first;
+  }
+  return found->second;
+}
+
 Result<std::string> Engine::start(const StartRequest &request) {
   Impl &impl = *impl_;
   auto module = impl.moduleByHash(request.moduleHash);
@@ -191,7 +224,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
         fmt::format("the inputs are over the {} byte limit", impl.options.payloadLimitBytes));
   }
   // Everything the module may call must be there before the run exists.
-  ModuleActivities resolved = impl.activities.resolve(code, impl.options.baseDirectory);
+  Value host = request.host ? runHostToValue(*request.host) : Value();
+  ModuleActivities resolved = impl.resolveActivities(code, host);
   std::vector<std::string> missing = resolved.unbound;
   for (const vm::Workflow &each : code.workflows) {
     for (const std::string &predicate : each.hostPredicates) {
@@ -218,7 +252,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
                                  list),
                      Value(std::move(names)));
   }
-  impl.moduleActivities[request.moduleHash] = std::move(resolved);
+  impl.moduleActivities.insert_or_assign(Impl::activitiesKey(request.moduleHash, host),
+                                         std::move(resolved));
 
   std::string runId = request.runId.value_or(newRunId());
   uint32_t index = static_cast<uint32_t>(workflow - code.workflows.data());
@@ -226,7 +261,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
   std::optional<WorkflowError> failure;
   StoreStatus status = impl.store.write([&](Transaction &tx) -> StoreStatus {
     auto created =
-        impl.createRun(tx, runId, "", request.moduleHash, code, index, inputs.value(), {}, {}, at);
+        impl.createRun(tx, runId, "", request.moduleHash, code, index, inputs.value(), {}, {}, host,
+                       at);
     if (!created.ok()) {
       failure = created.error();
       return StoreError{StoreErrorKind::Invalid, created.error().message};

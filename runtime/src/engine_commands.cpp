@@ -124,8 +124,8 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
                                             const std::string &moduleHash, const vm::Module &module,
                                             uint32_t workflowIndex, const Value &inputs,
                                             std::optional<std::string> parentRunId,
-                                            std::optional<int64_t> parentCommandId, int64_t nowMs,
-                                            int64_t attempt) {
+                                            std::optional<int64_t> parentCommandId,
+                                            const Value &host, int64_t nowMs, int64_t attempt) {
   const vm::Workflow &workflow = module.workflows[workflowIndex];
   NewRun run;
   run.id = runId;
@@ -137,6 +137,7 @@ Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &
   run.parentCommandId = parentCommandId;
   run.attempt = attempt;
   run.createdMs = nowMs;
+  run.host = host;
   if (workflow.timeoutMs) {
     run.timeoutMs = nowMs + *workflow.timeoutMs;
   }
@@ -280,11 +281,12 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       std::string moduleHash = run.record.moduleHash;
       std::shared_ptr<const vm::Module> module = run.module;
       Value input = command.value;
+      Value host = run.record.host; // a child resolves its activities as its parent does
       int64_t commandId = static_cast<int64_t>(command.id);
       write.writes.push_back([this, childId, moduleHash, module, childIndex, input, runId,
-                              commandId, at](Transaction &tx) -> StoreStatus {
+                              commandId, host, at](Transaction &tx) -> StoreStatus {
         auto created = createRun(tx, childId, "", moduleHash, *module, childIndex, input, runId,
-                                 commandId, at);
+                                 commandId, host, at);
         if (!created.ok()) {
           return StoreError{StoreErrorKind::Invalid, created.error().message};
         }
@@ -415,10 +417,12 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
         std::shared_ptr<const vm::Module> module = run.module;
         uint32_t index = run.workflowIndex;
         Value inputs = command.value;
+        Value host = run.record.host;
         auto carried = run.machine->bufferedSignals();
         write.writes.push_back([this, next, chain, moduleHash, module, index, inputs, carried,
-                                at](Transaction &tx) -> StoreStatus {
-          auto created = createRun(tx, next, chain, moduleHash, *module, index, inputs, {}, {}, at);
+                                host, at](Transaction &tx) -> StoreStatus {
+          auto created =
+              createRun(tx, next, chain, moduleHash, *module, index, inputs, {}, {}, host, at);
           if (!created.ok()) {
             return StoreError{StoreErrorKind::Invalid, created.error().message};
           }

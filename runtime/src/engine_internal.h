@@ -66,7 +66,16 @@ struct Engine::Impl {
                                               const Value &inputs,
                                               std::optional<std::string> parentRunId,
                                               std::optional<int64_t> parentCommandId,
-                                              int64_t nowMs, int64_t attempt = 1);
+                                              const Value &host, int64_t nowMs,
+                                              int64_t attempt = 1);
+  // The activities of runs of `module` whose runs.host is `host` (null: none): resolved
+  // afresh, or once and kept in moduleActivities under activitiesKey.
+  [[nodiscard]] ModuleActivities resolveActivities(const vm::Module &module,
+                                                   const Value &host) const;
+  [[nodiscard]] static std::string activitiesKey(const std::string &moduleHash,
+                                                 const Value &host);
+  ModuleActivities &activitiesFor(const std::string &moduleHash, const vm::Module &module,
+                                  const Value &host);
 
   // ---- engine_checkpoint.cpp ----
   // Decides, before a commit of the run's events, whether it writes a checkpoint.

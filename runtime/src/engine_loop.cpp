@@ -447,14 +447,8 @@ Result<bool> Engine::Impl::startTasks() {
     if (run == nullptr) {
       continue; // another engine's run, or one that ended
     }
-    auto resolved = moduleActivities.find(run->record.moduleHash);
-    if (resolved == moduleActivities.end()) {
-      resolved = moduleActivities
-                     .emplace(run->record.moduleHash,
-                              activities.resolve(*run->module, options.baseDirectory))
-                     .first;
-    }
-    std::shared_ptr<Activity> activity = resolved->second.find(task.activity);
+    std::shared_ptr<Activity> activity =
+        activitiesFor(run->record.moduleHash, *run->module, run->record.host).find(task.activity);
     int64_t at = now();
     bool claimed = false;
     StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
@@ -568,8 +562,8 @@ Result<bool> Engine::Impl::startNextAttempt(const TimerRecord &timer) {
       return {};
     }
     auto created = createRun(tx, next, failed.chainId, failed.moduleHash, *module.value(), index,
-                             failed.inputs, failed.parentRunId, failed.parentCommandId, at,
-                             failed.attempt + 1);
+                             failed.inputs, failed.parentRunId, failed.parentCommandId,
+                             failed.host, at, failed.attempt + 1);
     if (!created.ok()) {
       return StoreError{StoreErrorKind::Invalid, created.error().message};
     }

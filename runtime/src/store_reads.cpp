@@ -55,6 +55,14 @@ StoreResult<RunRecord> readRunRow(const Operation &operation, const Statement &r
   run.finishedMs = row.optionalInteger(13);
   run.timeoutMs = row.optionalInteger(14);
   run.lastSeq = row.integer(15);
+  if (!row.isNull(16)) {
+    StoreResult<Value> host =
+        decodeJson(operation, row.bytes(16), fmt::format("the host of run {}", run.id));
+    if (!host.ok()) {
+      return std::move(host).error();
+    }
+    run.host = std::move(host).value();
+  }
   return run;
 }
 
@@ -184,7 +192,7 @@ StoreResult<CheckpointRecord> readCheckpointRow(const Operation &operation, cons
 
 #define KOTOBA_RUN_COLUMNS                                                                         \
   "id, chain_id, workflow_id, module_hash, status, inputs, outputs, error, parent_run_id, "        \
-  "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq"
+  "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq, host"
 
 } // namespace
 

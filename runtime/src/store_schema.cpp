@@ -25,8 +25,12 @@ struct SchemaUpgrade {
   const char *sql;
 };
 
-// Version 1 is the first schema: nothing to upgrade from yet.
-constexpr std::span<const SchemaUpgrade> kUpgrades{};
+// Version 2 adds runs.host; runs of a version 1 store have none (NULL), and the engine then
+// resolves their activities as version 1 did, from its own options.
+constexpr SchemaUpgrade kUpgradeSteps[] = {
+    {2, "ALTER TABLE runs ADD COLUMN host TEXT"},
+};
+constexpr std::span<const SchemaUpgrade> kUpgrades{kUpgradeSteps};
 
 StoreResult<int64_t> pragmaInteger(Connection &connection, const Operation &operation,
                                    const char *sql) {

@@ -102,8 +102,8 @@ StoreStatus Transaction::createRun(const NewRun &run) {
   return execute(
       connection_, operation,
       "INSERT INTO runs (id, chain_id, workflow_id, module_hash, status, inputs, parent_run_id, "
-      "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, 0)",
+      "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq, "
+      "host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, 0, ?13)",
       [&](Statement &statement) {
         statement.bind(1, run.id)
             .bind(2, run.chainId.empty() ? run.id : run.chainId)
@@ -117,7 +117,8 @@ StoreStatus Transaction::createRun(const NewRun &run) {
             .bind(10, run.createdMs)
             .bind(11,
                   isFinalStatus(run.status) ? std::optional<int64_t>(run.createdMs) : std::nullopt)
-            .bind(12, run.timeoutMs);
+            .bind(12, run.timeoutMs)
+            .bind(13, optionalJson(run.host));
       });
 }
 
@@ -145,6 +146,7 @@ StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &upda
                  "timeout_ms = coalesce(?7, timeout_ms), "
                  "module_hash = coalesce(?8, module_hash), "
                  "finished_ms = CASE WHEN ?9 THEN ?10 ELSE finished_ms END, "
+                 "host = CASE WHEN ?11 THEN ?12 ELSE host END, "
                  "updated_ms = ?10 WHERE id = ?1",
                  [&](Statement &statement) {
                    statement.bind(1, runId);
@@ -163,6 +165,10 @@ StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &upda
                    statement.bind(8, update.moduleHash);
                    statement.bind(9, int64_t{finishes});
                    statement.bind(10, update.timeMs);
+                   statement.bind(11, int64_t{update.host.has_value()});
+                   if (update.host) {
+                     statement.bind(12, optionalJson(*update.host));
+                   }
                  });
 }
 

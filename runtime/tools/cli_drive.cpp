@@ -189,6 +189,9 @@ int runCommand(const GlobalOptions &global, const RunOptions &options) {
   request.workflowId = workflow.value()->id;
   request.inputs = std::move(inputs).value();
   request.signals = std::move(signals);
+  // Kept with the run, so that a worker or a resume anywhere finds the same files and the
+  // same bindings as this command.
+  request.host = runtime::RunHost{loaded.value().baseDirectory, runBindings(options.engine)};
   Result<std::string> runId = engine.start(request);
   if (!runId.ok()) {
     Failure failure = engineFailure(runId.error(), ExitCode::Usage);

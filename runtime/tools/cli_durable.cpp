@@ -6,6 +6,7 @@
 #include "cli_export.h"
 #include "cli_module.h"
 
+#include "kotoba/runtime/activity_binding.h"
 #include "kotoba/runtime/checkpoint.h"
 #include "kotoba/runtime/replay.h"
 #include "kotoba/vm/json.h"
@@ -642,6 +643,19 @@ int upgradeCommand(const GlobalOptions &global, const ResumeOptions &resume,
         runtime::RunUpdate update;
         update.timeMs = now;
         update.moduleHash = target.hash;
+        // The new module's relative activity paths resolve next to its file, as for `run`
+        // (or in --base-dir); the bindings the run started with stay.
+        runtime::RunHost host;
+        if (!run.host.isNull()) {
+          Result<runtime::RunHost> stored = runtime::runHostFromValue(run.host);
+          if (stored.ok()) {
+            host = std::move(stored).value();
+          }
+        }
+        host.baseDirectory = resume.baseDirectory.empty()
+                                 ? target.baseDirectory
+                                 : absoluteDirectory(resume.baseDirectory);
+        update.host = runtime::runHostToValue(host);
         if (run.status == RunStatus::Blocked) {
           update.status = RunStatus::Running;
           update.error = Value(nullptr);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
 #include <chrono>
 #include <unistd.h>
 
@@ -54,6 +55,18 @@ CliResult<std::unique_ptr<runtime::ActivityRegistry>> makeActivities(const Engin
     }
   }
   return activities;
+}
+
+std::vector<runtime::RunBinding> runBindings(const EngineSetup &setup) {
+  std::vector<runtime::RunBinding> bindings;
+  std::string here = currentDirectory();
+  for (const std::string &option : setup.bindings) {
+    Result<runtime::ActivityBinding> binding = runtime::parseBinding(option);
+    assert(binding.ok() && "makeActivities refuses a malformed --bind first");
+    bindings.push_back(
+        runtime::RunBinding{binding.value().name, binding.value().implementation, here});
+  }
+  return bindings;
 }
 
 EngineSession startEngine(std::unique_ptr<runtime::Store> store,

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kotoba::cli {
 
@@ -33,8 +34,13 @@ struct EngineSession {
 [[nodiscard]] CliResult<std::unique_ptr<runtime::ActivityRegistry>>
 makeActivities(const EngineSetup &setup);
 
+// The --bind entries as the run keeps them (runs.host): each with the current directory,
+// where its relative paths resolve. Call after makeActivities accepted them.
+[[nodiscard]] std::vector<runtime::RunBinding> runBindings(const EngineSetup &setup);
+
 // Builds the session over an open store and the activities makeActivities made.
-// `baseDirectory` is where relative paths in the modules' activity declarations resolve from.
+// `baseDirectory` is where relative paths in the modules' activity declarations resolve from
+// for runs that did not record their own (runs started before the store kept it).
 [[nodiscard]] EngineSession startEngine(std::unique_ptr<runtime::Store> store,
                                         std::unique_ptr<runtime::ActivityRegistry> activities,
                                         const EngineSetup &setup, const std::string &baseDirectory);

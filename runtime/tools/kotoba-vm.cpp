@@ -69,7 +69,8 @@ int main(int argc, char **argv) {
   workerApp->add_flag("--until-idle", worker.untilIdle,
                       "exit once every run has ended or waits for a signal or event");
   workerApp->add_option("--base-dir", worker.baseDirectory,
-                        "resolve relative activity paths here (default: current dir)");
+                        "resolve relative activity paths here for runs that recorded no "
+                        "directory (default: current dir)");
   addEngineOptions(workerApp, worker.engine);
 
   kotoba::cli::ResumeOptions resume;
@@ -77,7 +78,9 @@ int main(int argc, char **argv) {
       "resume", "drive an unfinished run (or a BLOCKED one after a fix) to its end");
   resumeApp->add_option("run", resume.runId, "the run id")->required();
   resumeApp->add_option("--base-dir", resume.baseDirectory,
-                        "resolve relative activity paths here (default: current dir)");
+                        "resolve relative activity paths here for a run that recorded no "
+                        "directory (default: current dir), or for the module of --upgrade "
+                        "(default: its file's directory)");
   addEngineOptions(resumeApp, resume.engine);
 
   kotoba::cli::SignalOptions signal;

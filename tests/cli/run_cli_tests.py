@@ -98,9 +98,9 @@ class Sandbox:
         if not self.config.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def vm(self, *args, timeout=COMMAND_TIMEOUT_S):
+    def vm(self, *args, timeout=COMMAND_TIMEOUT_S, cwd=None):
         started = time.monotonic()
-        completed = subprocess.run([self.config.kotoba_vm, *args], cwd=self.dir,
+        completed = subprocess.run([self.config.kotoba_vm, *args], cwd=cwd or self.dir,
                                    capture_output=True, text=True, timeout=timeout)
         return Result(list(args), completed, time.monotonic() - started)
 
@@ -724,6 +724,108 @@ def test_shipped_order_sample_runs_with_its_own_activities(sandbox):
           "the saga's compensation did not notify")
     check(not os.path.exists(os.path.join(sandbox.dir, "receipt-A-1002.txt")),
           "a declined order was confirmed")
+
+
+# A workflow whose declared activity has a relative command, and which calls one activity
+# it does not declare (bound with --bind).
+LOCATED_WORKFLOW = """\
+{
+  activities: [{ name: "where", implementation: { type: "process", command: "./where.py" } }],
+  workflow: {
+    id: "located",
+    outputs: [{ name: "from", type: "string" }, { name: "stamp", type: "string" }],
+    output_mapping: { from: $.results.where.from, stamp: $.results.stamp.by },
+    strategy: { op: "seq", strategies: [
+      { op: "activity", activity_ref: "where" },
+      { op: "activity", activity_ref: "stamp" } ] },
+  },
+}
+"""
+
+
+def located_project(sandbox, name):
+    """A directory NAME holding located.kotoba and its where.py, which answers NAME."""
+    directory = os.path.join(sandbox.dir, name)
+    os.makedirs(directory)
+    with open(os.path.join(directory, "located.kotoba"), "w") as out:
+        out.write(LOCATED_WORKFLOW)
+    script = os.path.join(directory, "where.py")
+    with open(script, "w") as out:
+        out.write(f"#!{sys.executable}\nimport json, sys\njson.load(sys.stdin)\n"
+                  f"json.dump({{'from': {name!r}}}, sys.stdout)\n")
+    os.chmod(script, 0o755)
+    return os.path.join(name, "located.kotoba")
+
+
+def stamp_script(sandbox, name, by):
+    """A process activity in the sandbox that answers {by: BY}; its path relative to it."""
+    with open(os.path.join(sandbox.dir, name), "w") as out:
+        out.write(f"#!{sys.executable}\nimport json, sys\njson.load(sys.stdin)\n"
+                  f"json.dump({{'by': {by!r}}}, sys.stdout)\n")
+    os.chmod(os.path.join(sandbox.dir, name), 0o755)
+    return f"./{name}"
+
+
+def test_a_worker_elsewhere_resolves_each_modules_paths_and_the_runs_bindings(sandbox):
+    # Two projects with the same relative activity path, started from the sandbox with a
+    # relative --bind; one worker in a third directory, with no --bind, drives both.
+    db = os.path.join(sandbox.dir, "kotoba.db")
+    stamp = stamp_script(sandbox, "stamp.py", "started")
+    runs = {}
+    for name in ("alpha", "beta"):
+        runs[name] = detach(sandbox, "--db", db, located_project(sandbox, name),
+                            f"--bind=stamp=process:{stamp}")
+    elsewhere = os.path.join(sandbox.dir, "elsewhere")
+    os.makedirs(elsewhere)
+    sandbox.vm("--db", db, "worker", "--until-idle", cwd=elsewhere).expect(
+        EXIT_COMPLETED, stderr_empty=True)
+    for name, run_id in runs.items():
+        details = sandbox.vm("--db", db, "show", run_id, "--json").expect(EXIT_COMPLETED).json()
+        check(details["status"] == "COMPLETED", details)
+        check(details["outputs"] == {"from": name, "stamp": "started"}, details)
+
+    # resume, from yet another directory, finds them too.
+    run_id = detach(sandbox, "--db", db, located_project(sandbox, "gamma"),
+                    f"--bind=stamp=process:{stamp}")
+    result = sandbox.vm("--db", db, "resume", run_id, cwd=elsewhere)
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"from": "gamma", "stamp": "started"}, result.describe())
+
+
+def test_a_bind_given_to_the_worker_overrides_the_one_stored_with_the_run(sandbox):
+    db = os.path.join(sandbox.dir, "kotoba.db")
+    started = stamp_script(sandbox, "stamp.py", "started")
+    run_id = detach(sandbox, "--db", db, located_project(sandbox, "alpha"),
+                    f"--bind=stamp=process:{started}")
+    elsewhere = os.path.join(sandbox.dir, "elsewhere")
+    os.makedirs(elsewhere)
+    override = os.path.join(elsewhere, "other.py")
+    with open(override, "w") as out:
+        out.write(f"#!{sys.executable}\nimport json, sys\njson.load(sys.stdin)\n"
+                  f"json.dump({{'by': 'worker'}}, sys.stdout)\n")
+    os.chmod(override, 0o755)
+    # Relative to where the worker was started, like any --bind.
+    sandbox.vm("--db", db, "worker", "--until-idle", "--bind=stamp=process:./other.py",
+               cwd=elsewhere).expect(EXIT_COMPLETED, stderr_empty=True)
+    details = sandbox.vm("--db", db, "show", run_id, "--json").expect(EXIT_COMPLETED).json()
+    check(details["outputs"] == {"from": "alpha", "stamp": "worker"}, details)
+
+
+def test_a_kbc_resolves_relative_paths_against_its_own_directory(sandbox):
+    source = located_project(sandbox, "alpha")
+    built = subprocess.run([sandbox.config.kotobac, "build", source, "-o",
+                            os.path.join("alpha", "located.kbc")],
+                           cwd=sandbox.dir, capture_output=True, text=True)
+    check(built.returncode == 0, built.stderr)
+    db = os.path.join(sandbox.dir, "kotoba.db")
+    stamp = stamp_script(sandbox, "stamp.py", "kbc")
+    run_id = detach(sandbox, "--db", db, os.path.join("alpha", "located.kbc"),
+                    f"--bind=stamp=process:{stamp}")
+    elsewhere = os.path.join(sandbox.dir, "elsewhere")
+    os.makedirs(elsewhere)
+    result = sandbox.vm("--db", db, "resume", run_id, cwd=elsewhere)
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"from": "alpha", "stamp": "kbc"}, result.describe())
 
 
 # --- the runner ------------------------------------------------------------------------

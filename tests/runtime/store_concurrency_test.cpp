@@ -95,7 +95,7 @@ TEST_CASE("two processes creating a new store file at the same moment both succe
     std::future<StoreResult<std::unique_ptr<Store>>> right = std::async(std::launch::async, open);
     auto leftStore = ok(left.get());
     auto rightStore = ok(right.get());
-    CHECK(ok(leftStore->schemaVersion()) == 1);
+    CHECK(ok(leftStore->schemaVersion()) == kStoreSchemaVersion);
     createRun(*leftStore, newRun("r"));
     CHECK(readRun(*rightStore, "r").id == "r");
   }

@@ -29,7 +29,7 @@ void rawExec(const std::string &path, const std::string &sql) {
 
 } // namespace
 
-TEST_CASE("a new store file gets schema version 1 and keeps its data when reopened") {
+TEST_CASE("a new store file gets the current schema version and keeps its data when reopened") {
   TempDir dir;
   std::string path = dir.file("kotoba.db");
   {
@@ -40,7 +40,7 @@ TEST_CASE("a new store file gets schema version 1 and keeps its data when reopen
     append(*store, "r-1", {event(EventType::WorkflowStarted, 1000, R"({"inputs":{}})")});
   }
   auto reopened = openStore(path);
-  CHECK(ok(reopened->schemaVersion()) == 1);
+  CHECK(ok(reopened->schemaVersion()) == kStoreSchemaVersion);
   RunRecord run = readRun(*reopened, "r-1");
   CHECK(run.workflowId == "order");
   CHECK(run.chainId == "r-1");

@@ -16,8 +16,13 @@
 // turns into an activity. The http factory comes from the standard activities
 // (kotoba::stdlib::registerStandardActivities); a registry without them accepts an http
 // binding and its attempts fail with ActivityUnavailable.
+//
+// A run keeps the bindings it started with, and the directory its declarations' relative
+// paths resolve against, as a RunHost stored in runs.host; runHostToValue and
+// runHostFromValue are that column's JSON form (runtime/schema/store.sql).
 #pragma once
 
+#include "kotoba/runtime/activity_registry.h"
 #include "kotoba/vm/error.h"
 #include "kotoba/vm/value.h"
 
@@ -37,6 +42,13 @@ struct ActivityBinding {
 
 // Parses the text after `--bind`: NAME=SPEC.
 [[nodiscard]] Result<ActivityBinding> parseBinding(std::string_view option);
+
+// runs.host: {"base_directory": DIR, "bindings": [{"name", "implementation",
+// "base_directory"}]}.
+[[nodiscard]] Value runHostToValue(const RunHost &host);
+// The reverse; a value of another shape (a store written by something else) is an
+// InvalidBinding error naming what is wrong.
+[[nodiscard]] Result<RunHost> runHostFromValue(const Value &value);
 
 // Splits a command line into words with the quoting rules above.
 [[nodiscard]] Result<std::vector<std::string>> splitCommandLine(std::string_view text);

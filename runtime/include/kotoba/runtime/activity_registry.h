@@ -10,7 +10,9 @@
 //      bindBuiltins() (a forgotten binding named `log` should refuse the run, not log).
 // Declarations are per module (two modules may declare `charge` differently), so the
 // registry keeps only host bindings, factories and functions, and resolve() gives each
-// module its own ModuleActivities table; the engine resolves once per module hash.
+// module its own ModuleActivities table; the engine resolves once per module hash and
+// RunHost. A run may carry bindings of its own (RunHost, stored with the run): they rank
+// between this process's host bindings and the declarations.
 //
 // Factories exist for `function` and `process`. The factories of `http`, `sql`, `email` and
 // `webhook` live in the standard activities library, which the runtime does not link;
@@ -69,6 +71,23 @@ struct ImplementationRequest {
 using ActivityFactory =
     std::function<Result<std::shared_ptr<Activity>>(const ImplementationRequest &)>;
 
+// An activity bound when a run started (`kotoba-vm run --bind`), kept with the run so that
+// every process that drives it binds the activity alike.
+struct RunBinding {
+  std::string name;
+  Value implementation;
+  // Where the binding's relative paths resolve from: the directory it was typed in.
+  std::string baseDirectory;
+};
+
+// How a run's activities resolve, fixed when the run starts and stored with it (runs.host):
+// the directory relative paths in the module's declarations resolve against (empty: the
+// engine's EngineOptions::baseDirectory), and the run's own bindings.
+struct RunHost {
+  std::string baseDirectory;
+  std::vector<RunBinding> bindings;
+};
+
 // The activities one module calls, resolved.
 struct ModuleActivities {
   std::map<std::string, std::shared_ptr<Activity>, std::less<>> activities;
@@ -119,9 +138,11 @@ public:
   // The host binding (or built-in) of `name`, or null.
   [[nodiscard]] std::shared_ptr<Activity> findBound(std::string_view name) const;
 
-  // Resolves every activity the module declares or calls.
+  // Resolves every activity the module declares or calls. A name with a host binding gets
+  // it; otherwise one of `runBindings`, then the declaration, then a built-in.
   [[nodiscard]] ModuleActivities resolve(const vm::Module &module,
-                                         std::string_view baseDirectory = "") const;
+                                         std::string_view baseDirectory = "",
+                                         const std::vector<RunBinding> &runBindings = {}) const;
 
 private:
   [[nodiscard]] Result<std::shared_ptr<Activity>>

@@ -41,7 +41,8 @@ struct EngineOptions {
   int64_t leaseMs = 30'000;
   size_t payloadLimitBytes = kDefaultPayloadLimitBytes;
   size_t executorThreads = 0;
-  // Relative paths in activity implementations resolve against this directory.
+  // Relative paths in activity implementations resolve against this directory, for runs
+  // whose StartRequest::host named none.
   std::string baseDirectory;
   // Checkpoints (docs/durability.md): one after this many events since a run's last one,
   // and one whenever a commit leaves a run waiting only for timers, signals or events.
@@ -58,6 +59,10 @@ struct StartRequest {
   // Signals delivered together with the start, in order (name, payload).
   std::vector<std::pair<std::string, Value>> signals;
   std::optional<std::string> runId; // generated when absent
+  // How the run's activities resolve, stored with it and inherited by its children and
+  // continuations, so that every engine driving it resolves them alike (a host binding of
+  // the driving engine still wins). Absent: the driving engine's own options decide.
+  std::optional<RunHost> host;
 };
 
 // What a finished (or blocked) run ended with.

@@ -134,6 +134,8 @@ struct NewRun {
   int64_t attempt = 1;
   int64_t createdMs = 0;
   std::optional<int64_t> timeoutMs;
+  // runs.host (store.sql): how the run's activities resolve; null stores NULL.
+  Value host;
 };
 
 struct RunRecord {
@@ -153,6 +155,7 @@ struct RunRecord {
   std::optional<int64_t> finishedMs;
   std::optional<int64_t> timeoutMs;
   int64_t lastSeq = 0;
+  Value host; // null when the column is NULL
 };
 
 // Changes to a run row; fields left empty keep their value. Reaching a final status sets
@@ -164,6 +167,7 @@ struct RunUpdate {
   std::optional<Value> error;   // a null Value clears the column (resuming a BLOCKED run)
   std::optional<int64_t> timeoutMs;
   std::optional<std::string> moduleHash; // `--upgrade` after a clean replay
+  std::optional<Value> host;             // a null Value clears the column
 };
 
 struct RunQuery {
