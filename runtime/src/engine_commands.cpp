@@ -79,7 +79,24 @@ StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
   }
   // A checkpoint, when one is due, commits with the events it covers (engine_checkpoint.cpp).
   std::shared_ptr<CheckpointPlan> checkpoint = planCheckpoint(run, write);
+  bool leaseLost = false;
+  int64_t expiry = now() + options.leaseMs;
   StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+    // The fence (docs/store.md, Leases): the run's writes commit only while this engine still
+    // owns it. Only an owner's acquire changes the row, and every writer checks it here under
+    // the write lock, so an engine whose run was taken over appends nothing, whatever its
+    // machine believes. The owner's own lease may have run out without anyone taking it (a
+    // virtual clock jumped past it, the process stalled): nobody else wrote, so renewing it
+    // (which only the owner of the row can) is the check.
+    auto renewed = tx.renewLease(runId, options.owner, expiry);
+    if (!renewed.ok()) {
+      return std::move(renewed).error();
+    }
+    leaseLost = !renewed.value();
+    if (leaseLost) {
+      return StoreError{StoreErrorKind::Conflict,
+                        fmt::format("run {} is no longer leased to {}", runId, options.owner)};
+    }
     if (!write.events.empty()) {
       auto appended = tx.appendEvents(runId, write.events);
       if (!appended.ok()) {
@@ -107,8 +124,11 @@ StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
   if (!status.ok()) {
     // The machine ran ahead of the store: forget it, the history rebuilds it.
     evict(runId);
-    return status;
+    // A run another engine took over is that engine's business now, not a failure of this
+    // one: what this engine was about to record is recorded (or retried) by the new owner.
+    return leaseLost ? StoreStatus() : status;
   }
+  run.leaseExpiryMs = expiry;
   bool finished = vm::isFinal(run.machine->status());
   for (auto &action : write.afterCommit) {
     action();

@@ -96,6 +96,8 @@ struct Engine::Impl {
   // A failed run's workflow retry_policy timer fired: start the next attempt of its chain.
   Result<bool> startNextAttempt(const TimerRecord &timer);
   void handleOutcome(AttemptOutcome outcome);
+  // Extends the claims of the tasks running here that are past half their lease.
+  void renewTaskClaims(int64_t at);
   // Waits for something to become ready; false when nothing ever will (idle for good).
   bool waitForWork(bool stopWhenOnlyExternal);
 
@@ -117,6 +119,9 @@ struct Engine::Impl {
   // Runs whose history grew behind their machine's back (a child reported to its parent):
   // loaded again, from the history, on the next step.
   std::set<std::string> dirty;
+  // Tasks this engine claimed and runs now, with their claims' expiry: renewed while they
+  // run (a claim that lapsed would let startTasks, here or elsewhere, run the attempt twice).
+  std::map<std::pair<std::string, int64_t>, int64_t> runningTasks;
 };
 
 // ---- engine.cpp helpers ----

@@ -37,21 +37,69 @@ Result<bool> Engine::Impl::step() {
     }
     progressed = progressed || result.value();
   }
-  // Keep the leases of the runs being worked on.
+  // Keep the leases of the runs being worked on; a run whose lease another engine took while
+  // this one stalled is that engine's now, and its machine here is stale.
   int64_t at = now();
+  std::vector<std::string> lost;
   for (auto &[runId, run] : runs) {
     if (run->leaseExpiryMs - at < options.leaseMs / 2) {
       int64_t expiry = at + options.leaseMs;
+      bool kept = true;
       StoreStatus renewed = store.write([&](Transaction &tx) -> StoreStatus {
         auto done = tx.renewLease(runId, options.owner, expiry);
-        return done.ok() ? StoreStatus() : StoreStatus(std::move(done).error());
+        if (!done.ok()) {
+          return std::move(done).error();
+        }
+        kept = done.value();
+        return {};
       });
-      if (renewed.ok()) {
+      if (renewed.ok() && kept) {
         run->leaseExpiryMs = expiry;
+      } else if (renewed.ok()) {
+        lost.push_back(runId);
       }
     }
   }
+  for (const std::string &runId : lost) {
+    evict(runId);
+  }
+  renewTaskClaims(at);
   return progressed;
+}
+
+void Engine::Impl::renewTaskClaims(int64_t at) {
+  std::vector<std::pair<std::string, int64_t>> due;
+  for (const auto &[task, expiry] : runningTasks) {
+    if (expiry - at < options.leaseMs / 2) {
+      due.push_back(task);
+    }
+  }
+  if (due.empty()) {
+    return;
+  }
+  int64_t expiry = at + options.leaseMs;
+  std::vector<bool> kept(due.size(), false);
+  StoreStatus renewed = store.write([&](Transaction &tx) -> StoreStatus {
+    for (size_t i = 0; i < due.size(); ++i) {
+      auto done = tx.renewTask(due[i].first, due[i].second, options.owner, expiry);
+      if (!done.ok()) {
+        return std::move(done).error();
+      }
+      kept[i] = done.value();
+    }
+    return {};
+  });
+  if (!renewed.ok()) {
+    return; // tried again on the next step
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    if (kept[i]) {
+      runningTasks[due[i]] = expiry;
+    } else {
+      // Removed (cancelled, the run ended) or claimed by another engine: nothing to keep.
+      runningTasks.erase(due[i]);
+    }
+  }
 }
 
 void Engine::Impl::handleOutcome(AttemptOutcome outcome) {
@@ -70,6 +118,7 @@ Result<bool> Engine::Impl::drainOutcomes() {
   }
   for (AttemptOutcome &outcome : ready) {
     const std::string &runId = outcome.identity.runId;
+    runningTasks.erase({runId, static_cast<int64_t>(outcome.identity.commandId)});
     std::optional<WorkflowError> error;
     LoadedRun *run = load(runId, error);
     if (run == nullptr) {
@@ -442,6 +491,9 @@ Result<bool> Engine::Impl::startTasks() {
   }
   bool progressed = false;
   for (const TaskRecord &task : available.value()) {
+    if (runningTasks.contains({task.runId, task.commandId})) {
+      continue; // its claim lapsed while it ran here: the renewal below catches up
+    }
     std::optional<WorkflowError> error;
     LoadedRun *run = load(task.runId, error);
     if (run == nullptr) {
@@ -465,6 +517,7 @@ Result<bool> Engine::Impl::startTasks() {
     if (!claimed) {
       continue;
     }
+    runningTasks[{task.runId, task.commandId}] = at + options.leaseMs;
     progressed = true;
     auto info = run->commands.find(static_cast<vm::CommandId>(task.commandId));
     std::optional<int64_t> timeout;

@@ -238,6 +238,20 @@ bool Replay::applyAll(std::span<const EventRecord> events) {
   return !mismatch_;
 }
 
+bool Replay::expectEnded() {
+  if (mismatch_) {
+    return false;
+  }
+  if (expected_.empty()) {
+    return true;
+  }
+  const vm::Command &extra = expected_.front();
+  return fail(lastSeq_, extra.step,
+              fmt::format("the run ended at event {} but the workflow now issues {}{} after it",
+                          lastSeq_, vm::commandKindName(extra.kind),
+                          extra.step.empty() ? "" : " for step '" + extra.step + "'"));
+}
+
 bool Replay::apply(const EventRecord &event) {
   if (mismatch_) {
     return false;

@@ -382,6 +382,7 @@ StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &pat
                                                           const std::string &displayPath,
                                                           bool inMemory,
                                                           const StoreOptions &options) {
+  detail::installTestKillHook();
   sqlite3 *database = nullptr;
   // NOMUTEX: the Connection's own lock serializes threads. No URI parsing, so a path is
   // always a path.

@@ -28,6 +28,11 @@ using Deadline = SteadyClock::time_point;
                                               Deadline deadline,
                                               llvm::function_ref<StoreStatus()> body);
 
+// Test-only (store_kill_hook.cpp): with KOTOBA_TEST_KILL_AT_WRITE=N in the environment,
+// makes SQLite's default VFS one that raises SIGKILL at the process's Nth write or sync.
+// Does nothing without the variable; safe to call on every open.
+void installTestKillHook();
+
 // Brings the file's schema to kStoreSchemaVersion, or refuses it (store_schema.cpp).
 [[nodiscard]] StoreStatus migrateSchema(Connection &connection, Deadline deadline);
 

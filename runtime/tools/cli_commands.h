@@ -17,6 +17,8 @@ struct EngineSetup {
   std::vector<std::string> bindings;
   // "real" or "virtual".
   std::string clock = "real";
+  // --lease-ms: how long a run's lease lasts before another process may take the run over.
+  int64_t leaseMs = 30'000;
 };
 
 struct RunOptions {

@@ -90,7 +90,9 @@ runtime::Replay replayWhole(const std::shared_ptr<const vm::Module> &module, uin
                             const RunRecord &run, const std::vector<EventRecord> &events) {
   runtime::Replay replay(module, workflowIndex,
                          runtime::runInfoOf(run, module->workflows[workflowIndex]), run.inputs);
-  (void)replay.applyAll(events);
+  if (replay.applyAll(events) && runtime::isFinalStatus(run.status)) {
+    (void)replay.expectEnded(); // an ended run records nothing more
+  }
   return replay;
 }
 

@@ -82,6 +82,7 @@ EngineSession startEngine(std::unique_ptr<runtime::Store> store,
   }
   runtime::EngineOptions options;
   options.owner = ownerName();
+  options.leaseMs = setup.leaseMs;
   options.baseDirectory = baseDirectory;
   session.engine = std::make_unique<runtime::Engine>(*session.store, *session.activities,
                                                      *session.clock, options);

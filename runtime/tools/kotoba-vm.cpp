@@ -32,6 +32,10 @@ void addEngineOptions(CLI::App *command, kotoba::cli::EngineSetup &setup) {
       ->add_option("--clock", setup.clock,
                    "real (default) or virtual: timers fire as soon as the engine is idle")
       ->check(CLI::IsMember({"real", "virtual"}));
+  command
+      ->add_option("--lease-ms", setup.leaseMs,
+                   "how long a run stays this process's after its last renewal (default 30000)")
+      ->check(CLI::Range(int64_t{100}, int64_t{24} * 3600 * 1000));
 }
 
 } // namespace

@@ -77,6 +77,10 @@ public:
   // what the last input produced when no transaction recorded its commands (a child's
   // result appended to its parent's history by the child's engine); the engine records them.
   [[nodiscard]] const std::deque<vm::Command> &unrecorded() const { return expected_; }
+  // Says that the history fed so far is the whole of a run that has ended (its row has a
+  // final status): nobody will record another command for it, so a command the machine
+  // issued that no event records is a mismatch at the last event. False at a mismatch.
+  [[nodiscard]] bool expectEnded();
 
   [[nodiscard]] vm::Machine &machine() { return *machine_; }
   [[nodiscard]] const vm::Machine &machine() const { return *machine_; }

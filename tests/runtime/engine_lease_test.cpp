@@ -1,0 +1,227 @@
+// The engine's lease fence and the replay of ended runs. An engine checks, in the same
+// transaction as its writes for a run, that it still owns the run, so an engine whose run
+// was taken over while it stalled appends nothing; and `replay` of a run that has ended
+// refuses a module that issues commands its history does not end with.
+#include "engine_support.h"
+
+#include "kotoba/runtime/checkpoint.h"
+
+#include <condition_variable>
+#include <mutex>
+
+using namespace kotoba;
+using namespace kotoba::runtime;
+using namespace kotoba::testing;
+
+namespace {
+
+constexpr int64_t kStartMs = 1'700'000'000'000;
+constexpr int64_t kLeaseMs = 1'000;
+
+// Prepares, then waits for an approval signal.
+const char *const kApproval = R"({ workflow: { id: "approval", outputs: [{ name: "by" }],
+  output_mapping: { by: $.signals.approve.by },
+  strategy: { op: "seq", strategies: [
+    { op: "activity", id: "prepare", activity_ref: "prepare" },
+    { op: "wait", id: "approval", signal: "approve" } ] } } })";
+
+// The same, with an audit that runs alongside the wait.
+const char *const kApprovalAudited = R"({ workflow: { id: "approval", outputs: [{ name: "by" }],
+  output_mapping: { by: $.signals.approve.by },
+  strategy: { op: "seq", strategies: [
+    { op: "activity", id: "prepare", activity_ref: "prepare" },
+    { op: "parallel", id: "both", branches: [
+      { op: "wait", id: "approval", signal: "approve" },
+      { op: "activity", id: "audit", activity_ref: "audit" } ] } ] } } })";
+
+StartRequest startRequest(const std::string &moduleHash) {
+  StartRequest request;
+  request.moduleHash = moduleHash;
+  request.inputs = Value(Object());
+  return request;
+}
+
+EngineOptions ownedBy(const std::string &owner) {
+  EngineOptions options;
+  options.owner = owner;
+  options.leaseMs = kLeaseMs;
+  return options;
+}
+
+void bindEcho(ActivityRegistry &registry, const std::string &name) {
+  REQUIRE_FALSE(registry.bindFunction(
+      name, [](const Value &input, ActivityContext &) { return Result<Value>(input); }));
+}
+
+// Takes the run's lease for `owner` the way a second process does once the first one's
+// lease has expired.
+void takeOver(Store &store, const std::string &runId, const std::string &owner, int64_t atMs) {
+  bool taken = false;
+  StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+    auto acquired = tx.acquireLease(runId, owner, atMs, atMs + kLeaseMs);
+    if (!acquired.ok()) {
+      return std::move(acquired).error();
+    }
+    taken = acquired.value();
+    return {};
+  });
+  REQUIRE(status.ok());
+  REQUIRE_MESSAGE(taken, "the lease had not expired");
+}
+
+size_t inboxSize(Store &store, const std::string &runId) {
+  auto inbox = store.query([&](const StoreReader &reader) { return reader.inbox(runId); });
+  REQUIRE(inbox.ok());
+  return inbox.value().size();
+}
+
+} // namespace
+
+TEST_CASE("an engine whose run was taken over records nothing more for it") {
+  TemporaryStore temp;
+  VirtualClock clock(kStartMs);
+  ActivityRegistry registry;
+  bindEcho(registry, "prepare");
+  Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
+  auto hash = stalled.addModule(compileWorkflow(kApproval));
+  REQUIRE(hash.ok());
+  auto started = stalled.start(startRequest(hash.value()));
+  REQUIRE(started.ok());
+  const std::string runId = started.value();
+  auto waiting = stalled.runToCompletion(runId);
+  REQUIRE(waiting.ok());
+  REQUIRE(waiting.value().status == RunStatus::Running); // parked at the signal wait
+  const size_t recorded = history(*temp.store, runId).size();
+
+  // Engine A stalls past its lease; B takes the run over and a signal arrives. A still has
+  // the run's machine loaded and, on its next step, would answer the signal.
+  clock.advanceBy(kLeaseMs * 5);
+  takeOver(*temp.store, runId, "engine-b", clock.nowMs());
+  REQUIRE(stalled.signal(runId, "approve", parse(R"({"by": "lin"})")).ok());
+  auto stepped = stalled.step();
+  REQUIRE_MESSAGE(stepped.ok(), (stepped.ok() ? "" : stepped.error().message));
+
+  CHECK(history(*temp.store, runId).size() == recorded);
+  CHECK(inboxSize(*temp.store, runId) == 1); // the signal waits for the new owner
+  auto lease = temp.store->query([&](const StoreReader &reader) { return reader.lease(runId); });
+  REQUIRE(lease.ok());
+  REQUIRE(lease.value());
+  CHECK(lease.value()->owner == "engine-b");
+
+  // A keeps stepping without touching the run; B, the owner, finishes it.
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(stalled.step().ok());
+  }
+  CHECK(history(*temp.store, runId).size() == recorded);
+  Engine owner(*temp.store, registry, clock, ownedBy("engine-b"));
+  auto done = owner.runToCompletion(runId);
+  REQUIRE(done.ok());
+  CHECK(done.value().status == RunStatus::Completed);
+  CHECK(toJson(done.value().outputs) == R"({"by":"lin"})");
+  size_t received = 0;
+  for (const EventRecord &event : history(*temp.store, runId)) {
+    received += event.type == EventType::SignalReceived ? 1 : 0;
+  }
+  CHECK(received == 1);
+}
+
+TEST_CASE("an activity that finishes after its run was taken over is not recorded by its engine") {
+  TemporaryStore temp;
+  VirtualClock clock(kStartMs);
+  ActivityRegistry registry;
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool release = false;
+  REQUIRE_FALSE(registry.bindFunction("prepare", [&](const Value &input, ActivityContext &) {
+    std::unique_lock lock(mutex);
+    entered = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return release; });
+    return Result<Value>(input);
+  }));
+  Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
+  auto hash = stalled.addModule(compileWorkflow(kApproval));
+  REQUIRE(hash.ok());
+  auto started = stalled.start(startRequest(hash.value()));
+  REQUIRE(started.ok());
+  const std::string runId = started.value();
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(stalled.step().ok());
+    std::unique_lock lock(mutex);
+    if (entered) {
+      break;
+    }
+  }
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
+  }
+  const size_t recorded = history(*temp.store, runId).size();
+
+  clock.advanceBy(kLeaseMs * 5);
+  takeOver(*temp.store, runId, "engine-b", clock.nowMs());
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  changed.notify_all();
+  // The outcome reaches engine A's queue; draining it must not append the completion.
+  for (int i = 0; i < 200 && history(*temp.store, runId).size() == recorded; ++i) {
+    REQUIRE(stalled.step().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (const EventRecord &event : history(*temp.store, runId)) {
+    CHECK(event.type != EventType::ActivityCompleted);
+  }
+  CHECK(history(*temp.store, runId).size() == recorded);
+}
+
+TEST_CASE("replay of an ended run refuses a module that issues commands past its end") {
+  TemporaryStore temp;
+  VirtualClock clock(kStartMs);
+  ActivityRegistry registry;
+  bindEcho(registry, "prepare");
+  bindEcho(registry, "audit");
+  Engine engine(*temp.store, registry, clock);
+  auto hash = engine.addModule(compileWorkflow(kApproval));
+  REQUIRE(hash.ok());
+  auto started = engine.start(startRequest(hash.value()));
+  REQUIRE(started.ok());
+  const std::string runId = started.value();
+  REQUIRE(engine.runToCompletion(runId).ok());
+  REQUIRE(engine.terminate(runId, "no longer needed").ok());
+  auto ended = engine.runToCompletion(runId);
+  REQUIRE(ended.ok());
+  REQUIRE(ended.value().status == RunStatus::Terminated);
+  std::vector<EventRecord> events = history(*temp.store, runId);
+  REQUIRE(events.back().type == EventType::WorkflowTerminated);
+  auto record = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
+  REQUIRE(record.ok());
+  REQUIRE(record.value());
+
+  auto replayOn = [&](const char *source) {
+    auto module = std::make_shared<const vm::Module>(compileWorkflow(source));
+    Replay replay(module, 0, runInfoOf(*record.value(), module->workflows[0]),
+                  record.value()->inputs);
+    REQUIRE(replay.applyAll(events));
+    return replay;
+  };
+
+  // Its own module: every command it issued is recorded.
+  Replay same = replayOn(kApproval);
+  CHECK(same.expectEnded());
+  CHECK_FALSE(same.mismatch());
+
+  // The changed module starts an audit the terminated run never issued. While a run lives
+  // that tail is what it records next; for an ended run it is a mismatch at the last event.
+  Replay changed = replayOn(kApprovalAudited);
+  CHECK(changed.unrecorded().size() == 1);
+  CHECK_FALSE(changed.expectEnded());
+  REQUIRE(changed.mismatch());
+  CHECK(changed.mismatch()->seq == events.back().seq);
+  CHECK(changed.mismatch()->step == "audit");
+  CHECK(changed.mismatch()->message.find("the run ended at event") != std::string::npos);
+  CHECK(changed.mismatch()->message.find("ScheduleActivity for step 'audit'") != std::string::npos);
+  CHECK_FALSE(changed.expectEnded()); // a replay that failed stays failed
+}
