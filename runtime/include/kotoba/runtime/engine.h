@@ -108,6 +108,12 @@ public:
   // Steps until stop() is called from another thread.
   [[nodiscard]] Result<bool> runForever();
   void stop();
+  // Waits on the clock until step() may find work: an activity finishing, a timer or task
+  // coming due (a virtual clock jumps to it), or a wake() (signals, new runs). Returns false
+  // at once when nothing can happen without an outside input; with a real clock it only
+  // returns false when `stopWhenOnlyExternal`. For hosts that drive the engine from their own
+  // loop (kotoba/kotoba.h); safe to call while another thread calls step().
+  [[nodiscard]] bool waitForWork(bool stopWhenOnlyExternal);
 
   [[nodiscard]] Result<RunOutcome> outcome(const std::string &runId);
 
