@@ -39,6 +39,15 @@ def copy_sample(sandbox, name):
     return f"sample/{name}.kotoba"
 
 
+def check_compiles_cleanly(sandbox, file):
+    """A sample is read as an example: kotobac must have nothing to say about it."""
+    completed = subprocess.run([sandbox.config.kotobac, "check", file], cwd=sandbox.dir,
+                               capture_output=True, text=True, timeout=cli.COMMAND_TIMEOUT_S)
+    check(completed.returncode == 0 and completed.stdout == "" and completed.stderr == "",
+          f"kotobac check {file}: exit {completed.returncode}\n{completed.stdout}"
+          f"{completed.stderr}")
+
+
 def read_lines(sandbox, name):
     """The JSON lines an activity appended to NAME in the sandbox ([] if it wrote none)."""
     path = os.path.join(sandbox.dir, name)
@@ -64,6 +73,7 @@ def outbox_subjects(sandbox):
 
 def test_approval_approved_by_a_signal_sent_to_a_detached_run(sandbox):
     file = copy_sample(sandbox, "approval")
+    check_compiles_cleanly(sandbox, file)
     run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/request.json")
     sandbox.vm("signal", run_id, "approval",
                '{"decision": "approve", "by": "lin", "comment": "go ahead"}').expect(
@@ -151,6 +161,7 @@ def most_at_once(intervals):
 
 def test_fan_out_prices_the_good_lines_reports_the_bad_and_keeps_the_limit(sandbox):
     file = copy_sample(sandbox, "fan_out")
+    check_compiles_cleanly(sandbox, file)
     result = sandbox.vm("--json", "run", file, "--input", "@sample/inputs/cart.json")
     result.expect(EXIT_COMPLETED, stderr_empty=True)
     body = result.json()
@@ -204,6 +215,7 @@ def test_fan_out_a_cart_whose_lines_all_fail_still_completes(sandbox):
 
 def test_document_pipeline_waits_for_the_review_of_its_own_document(sandbox):
     file = copy_sample(sandbox, "document_pipeline")
+    check_compiles_cleanly(sandbox, file)
     # A review published before the run started is not for this run.
     sandbox.vm("emit", "document.reviewed", '{"doc_id": "D-7", "approved": false}').expect(
         EXIT_COMPLETED, stdout_empty=True)
