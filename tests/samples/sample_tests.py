@@ -145,6 +145,59 @@ def test_approval_reminds_twice_then_escalates_then_expires_under_the_virtual_cl
     check(elapsed < 30, f"the virtual clock took {elapsed:.1f}s")
 
 
+# Stands in for `escalate` in the next test: says it has started, waits until the test
+# lets it go, then sends the escalation with the sample's own activity.
+ESCALATE_GATE = """\
+#!{python}
+import os, sys, time
+open({started!r}, "w").close()
+while not os.path.exists({go!r}):
+    time.sleep(0.05)
+os.execv(sys.executable, [sys.executable, {activity!r}, "escalate"])
+"""
+
+
+def test_approval_the_manager_decides_after_the_escalation(sandbox):
+    # The virtual clock stands still while an activity runs, so a signal sent while
+    # `escalate` is running arrives after the approver's last wait and before the
+    # manager's: the manager's wait takes it.
+    file = copy_sample(sandbox, "approval")
+    started, go = (os.path.join(sandbox.dir, name) for name in ("escalating", "go"))
+    gate = sandbox.write("escalate_gate.py", ESCALATE_GATE.format(
+        python=sys.executable, started=started, go=go,
+        activity=os.path.join(sandbox.dir, "sample", "activities", "approval.py")))
+    os.chmod(os.path.join(sandbox.dir, gate), 0o755)
+    run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/request.json")
+    worker = subprocess.Popen(
+        [sandbox.config.kotoba_vm, "worker", "--until-idle", *BASE_DIR, "--clock", "virtual",
+         f"--bind=escalate=process:{os.path.join(sandbox.dir, gate)}"],
+        cwd=sandbox.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + cli.COMMAND_TIMEOUT_S
+        while not os.path.exists(started):
+            check(worker.poll() is None and time.monotonic() < deadline,
+                  "the worker ended or took too long before escalating")
+            time.sleep(0.05)
+        sandbox.vm("signal", run_id, "approval",
+                   '{"decision": "approve", "by": "max", "comment": "fine"}').expect(
+            EXIT_COMPLETED)
+        open(go, "w").close()
+        worker.communicate(timeout=cli.COMMAND_TIMEOUT_S)
+        check(worker.returncode == EXIT_COMPLETED, f"the worker exited {worker.returncode}")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+
+    check(outputs_of(sandbox, run_id) == {"outcome": "approved", "decided_by": "max",
+                                          "comment": "fine", "reminders_sent": 2,
+                                          "escalated": True}, cli.show(sandbox, run_id))
+    check(outbox_subjects(sandbox)[-2:] == [("max", "Escalated: PR-17"),
+                                            ("ana", "PR-17 approved")], outbox_subjects(sandbox))
+    waits = [event["step_id"] for event in cli.history(sandbox, run_id)
+             if event["type"] in ("WaitStarted", "WaitTimedOut")]
+    check(waits == ["approver_answer"] * 6 + ["manager_answer"], waits)
+
 # --- fan_out ---------------------------------------------------------------------------
 
 
