@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <random>
+#include <set>
 
 namespace kotoba::runtime {
 
@@ -132,10 +133,13 @@ Engine::Engine(Store &store, ActivityRegistry &activities, Clock &clock, EngineO
 
 Engine::~Engine() {
   impl_->executor.shutdown();
-  // Hand the runs back at once rather than making another process wait out the leases.
-  std::vector<std::string> held;
+  // Hand the runs back at once rather than making another process wait out the leases:
+  // those loaded, and those created here (a child, a continuation) that no step loaded yet,
+  // since creating a run leases it to its creator. A release only removes this engine's own
+  // lease, so a dirty run another engine holds keeps its lease.
+  std::set<std::string> held(impl_->dirty.begin(), impl_->dirty.end());
   for (const auto &[runId, run] : impl_->runs) {
-    held.push_back(runId);
+    held.insert(runId);
   }
   if (!held.empty()) {
     (void)impl_->store.write([&](Transaction &tx) -> StoreStatus {
@@ -260,9 +264,8 @@ Result<std::string> Engine::start(const StartRequest &request) {
   int64_t at = impl.now();
   std::optional<WorkflowError> failure;
   StoreStatus status = impl.store.write([&](Transaction &tx) -> StoreStatus {
-    auto created =
-        impl.createRun(tx, runId, "", request.moduleHash, code, index, inputs.value(), {}, {}, host,
-                       at);
+    auto created = impl.createRun(tx, runId, "", request.moduleHash, code, index, inputs.value(),
+                                  {}, {}, host, at);
     if (!created.ok()) {
       failure = created.error();
       return StoreError{StoreErrorKind::Invalid, created.error().message};

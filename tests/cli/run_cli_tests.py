@@ -364,6 +364,17 @@ def test_detached_run_is_completed_by_signal_and_worker(sandbox):
     check(re.search(r"status\s+COMPLETED", text) and run_id in text, text)
 
 
+def test_a_detached_run_whose_child_started_at_once_is_finished_by_one_worker(sandbox):
+    # `run --detach` starts the child itself; it must hand the child back when it exits, or
+    # the worker below finds it leased and stops with both runs RUNNING.
+    file = sandbox.workflow("nested.kotoba")
+    run_id = detach(sandbox, file, "--input", '{"sku": "x"}')
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED, stderr_empty=True)
+    details = show(sandbox, run_id)
+    check(details["status"] == "FAILED" and details["error"]["type"] == "OutOfStock", details)
+    check(details["children"][0]["status"] == "FAILED", details)
+
+
 def test_worker_until_idle_leaves_runs_that_wait_for_a_signal(sandbox):
     file = sandbox.workflow("approval.kotoba")
     prepare = sandbox.activity("prepare", result="{'ok': True}")
