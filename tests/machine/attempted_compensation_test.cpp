@@ -151,3 +151,25 @@ TEST_CASE("error types starting with '!' are reserved for the compiler's own reg
   compilation.diagnostics.print(out);
   CHECK(out.str().find("error type '!attempted' is reserved") != std::string::npos);
 }
+
+TEST_CASE("a foreach iteration cancelled by a failing one registers its attempted step") {
+  Harness harness(withSlowRetry(R"({ workflow: { id: "w", inputs: [{ name: "items" }],
+    strategy: { op: "saga", main_flow: {
+      op: "foreach", items: $.inputs.items, max_concurrency: 2,
+      body: { op: "activity", activity_ref: "charge", input_mapping: { sku: $.item },
+              compensate_on: "attempted", SLOW,
+              compensate: { activity_ref: "refund", input_mapping: { sku: $.item } } } } } } })"));
+  harness.recordInputs = true;
+  harness.activities["charge"] = [](const Value &input, int64_t) -> Result<Value> {
+    WorkflowError error =
+        makeError(input.asObject().find("sku")->asString() == "a" ? "Declined" : "Busy", "no");
+    error.retryable = input.asObject().find("sku")->asString() != "a";
+    return error;
+  };
+  CHECK(harness.run(json(R"({"items": ["a", "b"]})")) == RunStatus::Failed);
+  // a failed and b was cancelled: both attempts are compensated, newest registration first.
+  CHECK(harness.calls ==
+        std::vector<std::string>{R"(charge({"sku":"a"}))", R"(charge({"sku":"b"}))",
+                                 R"(refund({"sku":"b"}))", R"(refund({"sku":"a"}))"});
+  CHECK(harness.error()->type == "Declined");
+}
