@@ -5,6 +5,7 @@
 #include "cli_commands.h"
 #include "cli_support.h"
 
+#include "kotoba/runtime/activity_binding.h"
 #include "kotoba/vm/json.h"
 
 #include <algorithm>
@@ -315,6 +316,8 @@ Value detailsJson(const RunDetails &details) {
   } else {
     json.set("lease", nullptr);
   }
+  // How the run's activities resolve (docs/cli.md): null for a run that recorded nothing.
+  json.set("host", details.run.host);
   return Value(std::move(json));
 }
 
@@ -334,6 +337,25 @@ void printDetails(const RunDetails &details) {
     row("parent", *run.parentRunId);
   }
   row("module", run.moduleHash);
+  if (!run.host.isNull()) {
+    // What the process that drives the run will use unless it has its own --bind.
+    Result<runtime::RunHost> host = runtime::runHostFromValue(run.host);
+    if (!host.ok()) {
+      row("host", host.error().message);
+    } else {
+      if (!host.value().baseDirectory.empty()) {
+        row("base dir", host.value().baseDirectory);
+      }
+      for (const runtime::RunBinding &binding : host.value().bindings) {
+        std::string text =
+            binding.name + " " + compactJson(binding.implementation, kHistoryPayloadBytes);
+        if (!binding.baseDirectory.empty()) {
+          text += " (typed in " + binding.baseDirectory + ")";
+        }
+        row("bound", text);
+      }
+    }
+  }
   if (run.attempt != 1) {
     row("attempt", std::to_string(run.attempt));
   }

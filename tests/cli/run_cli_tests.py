@@ -794,6 +794,13 @@ def test_a_worker_elsewhere_resolves_each_modules_paths_and_the_runs_bindings(sa
         details = sandbox.vm("--db", db, "show", run_id, "--json").expect(EXIT_COMPLETED).json()
         check(details["status"] == "COMPLETED", details)
         check(details["outputs"] == {"from": name, "stamp": "started"}, details)
+        check(details["host"]["base_directory"] == os.path.join(sandbox.dir, name), details)
+        check(details["host"]["bindings"] == [{
+            "name": "stamp", "implementation": {"type": "process", "command": stamp, "args": []},
+            "base_directory": sandbox.dir}], details)
+    text = sandbox.vm("--db", db, "show", runs["alpha"]).expect(EXIT_COMPLETED).stdout
+    check(re.search(r"base dir\s+" + re.escape(os.path.join(sandbox.dir, "alpha")), text) and
+          re.search(r"bound\s+stamp .*\(typed in " + re.escape(sandbox.dir) + r"\)", text), text)
 
     # resume, from yet another directory, finds them too.
     run_id = detach(sandbox, "--db", db, located_project(sandbox, "gamma"),
