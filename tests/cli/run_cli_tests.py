@@ -829,6 +829,22 @@ def test_a_bind_given_to_the_worker_overrides_the_one_stored_with_the_run(sandbo
     check(details["outputs"] == {"from": "alpha", "stamp": "worker"}, details)
 
 
+def test_resume_upgrade_moves_the_runs_activity_directory_to_the_new_module(sandbox):
+    db = os.path.join(sandbox.dir, "kotoba.db")
+    stamp = stamp_script(sandbox, "stamp.py", "started")
+    run_id = detach(sandbox, "--db", db, located_project(sandbox, "alpha"),
+                    f"--bind=stamp=process:{stamp}")
+    newer = located_project(sandbox, "beta")
+    with open(os.path.join(sandbox.dir, newer), "a") as out:
+        out.write("// the next version\n")  # another module, whose history replays the same
+    elsewhere = os.path.join(sandbox.dir, "elsewhere")
+    os.makedirs(elsewhere)
+    result = sandbox.vm("--db", db, "resume", run_id, "--upgrade",
+                        os.path.join(sandbox.dir, newer), cwd=elsewhere)
+    result.expect(EXIT_COMPLETED)
+    check(result.json() == {"from": "beta", "stamp": "started"}, result.describe())
+
+
 def test_a_kbc_resolves_relative_paths_against_its_own_directory(sandbox):
     source = located_project(sandbox, "alpha")
     built = subprocess.run([sandbox.config.kotobac, "build", source, "-o",
