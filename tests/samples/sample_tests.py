@@ -27,11 +27,6 @@ import run_cli_tests as cli  # noqa: E402  (the shared sandbox, checks and runne
 from run_cli_tests import EXIT_COMPLETED, EXIT_RUN_FAILED, check  # noqa: E402
 
 
-# A worker serves runs of many files, so relative paths in activity declarations resolve
-# against --base-dir (docs/cli.md), here the sample's copy.
-BASE_DIR = ["--base-dir", "sample"]
-
-
 def copy_sample(sandbox, name):
     """Copies samples/NAME into the sandbox as `sample/`; returns the workflow's path."""
     shutil.copytree(os.path.join(sandbox.config.source_dir, "samples", name),
@@ -78,7 +73,7 @@ def test_approval_approved_by_a_signal_sent_to_a_detached_run(sandbox):
     sandbox.vm("signal", run_id, "approval",
                '{"decision": "approve", "by": "lin", "comment": "go ahead"}').expect(
         EXIT_COMPLETED, stdout_empty=True, stderr_empty=True)
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED)
 
     check(outputs_of(sandbox, run_id) == {"outcome": "approved", "decided_by": "lin",
                                           "comment": "go ahead", "reminders_sent": 0,
@@ -116,7 +111,7 @@ def test_approval_reminds_twice_then_escalates_then_expires_under_the_virtual_cl
     file = copy_sample(sandbox, "approval")
     run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/request.json")
     started = time.monotonic()
-    sandbox.vm("worker", "--until-idle", *BASE_DIR, "--clock", "virtual").expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle", "--clock", "virtual").expect(EXIT_COMPLETED)
     elapsed = time.monotonic() - started
 
     check(outputs_of(sandbox, run_id) == {"outcome": "expired", "decided_by": None,
@@ -169,7 +164,7 @@ def test_approval_the_manager_decides_after_the_escalation(sandbox):
     os.chmod(os.path.join(sandbox.dir, gate), 0o755)
     run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/request.json")
     worker = subprocess.Popen(
-        [sandbox.config.kotoba_vm, "worker", "--until-idle", *BASE_DIR, "--clock", "virtual",
+        [sandbox.config.kotoba_vm, "worker", "--until-idle", "--clock", "virtual",
          f"--bind=escalate=process:{os.path.join(sandbox.dir, gate)}"],
         cwd=sandbox.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -273,7 +268,7 @@ def test_document_pipeline_waits_for_the_review_of_its_own_document(sandbox):
     sandbox.vm("emit", "document.reviewed", '{"doc_id": "D-7", "approved": false}').expect(
         EXIT_COMPLETED, stdout_empty=True)
     run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/contract.json")
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED).expect_stderr(
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED).expect_stderr(
         r"1 run\(s\) still running, waiting for a signal or an event")
     details = cli.show(sandbox, run_id)
     check(details["status"] == "RUNNING" and
@@ -287,13 +282,13 @@ def test_document_pipeline_waits_for_the_review_of_its_own_document(sandbox):
     # The review of another document does not wake it.
     sandbox.vm("emit", "document.reviewed",
                '{"doc_id": "D-8", "approved": false, "reviewer": "kim"}').expect(EXIT_COMPLETED)
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED)
     check(cli.show(sandbox, run_id)["status"] == "RUNNING", cli.show(sandbox, run_id))
     check("EventReceived" not in cli.event_types(sandbox, run_id), "a foreign review woke it")
 
     sandbox.vm("emit", "document.reviewed",
                '{"doc_id": "D-7", "approved": true, "reviewer": "kim"}').expect(EXIT_COMPLETED)
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED)
     check(outputs_of(sandbox, run_id) == {
         "doc_id": "D-7", "read_by": "quick", "reviewed": True, "verdict": "accepted",
         "reviewer": "kim", "archived_as": "archive/D-7.json"}, cli.show(sandbox, run_id))
@@ -324,7 +319,7 @@ def test_document_pipeline_takes_a_digital_letter_straight_to_the_archive(sandbo
 def test_document_pipeline_reads_handwriting_with_the_engine_that_can(sandbox):
     file = copy_sample(sandbox, "document_pipeline")
     run_id = cli.detach(sandbox, file, "--input", "@sample/inputs/note.json")
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED)
     # The quick engine failed; `any` waited for the careful one, whose reading is uncertain
     # enough (0.8) for the is_uncertain predicate to send the note to review.
     check(read_lines(sandbox, "ocr.jsonl") == [
@@ -335,7 +330,7 @@ def test_document_pipeline_reads_handwriting_with_the_engine_that_can(sandbox):
           ["an uncertain reading"], read_lines(sandbox, "review-queue.jsonl"))
     sandbox.vm("emit", "document.reviewed",
                '{"doc_id": "D-9", "approved": false, "reviewer": "kim"}').expect(EXIT_COMPLETED)
-    sandbox.vm("worker", "--until-idle", *BASE_DIR).expect(EXIT_COMPLETED)
+    sandbox.vm("worker", "--until-idle").expect(EXIT_COMPLETED)
     outputs = outputs_of(sandbox, run_id)
     check(outputs["read_by"] == "careful" and outputs["verdict"] == "rejected", outputs)
 
@@ -473,7 +468,7 @@ def test_order_processing_resume_finishes_a_killed_run_without_repeating_steps(s
     expected = uninterrupted_order(sandbox)
     work, run_id, at_kill = kill_order_mid_run(sandbox)
     # The killed process's lease on the run must expire first (30 s by default).
-    result = vm_in(sandbox, work, "--db", "kotoba.db", "resume", run_id, *BASE_DIR)
+    result = vm_in(sandbox, work, "--db", "kotoba.db", "resume", run_id)
     result.expect(EXIT_COMPLETED)
     check(result.json() == expected[0], result.describe())
     check_finished_like_uninterrupted(sandbox, work, run_id, at_kill, expected)
@@ -482,7 +477,7 @@ def test_order_processing_resume_finishes_a_killed_run_without_repeating_steps(s
 def test_order_processing_resume_by_a_worker_finishes_a_killed_run(sandbox):
     expected = uninterrupted_order(sandbox)
     work, run_id, at_kill = kill_order_mid_run(sandbox)
-    vm_in(sandbox, work, "--db", "kotoba.db", "worker", "--until-idle", *BASE_DIR).expect(
+    vm_in(sandbox, work, "--db", "kotoba.db", "worker", "--until-idle").expect(
         EXIT_COMPLETED)
     check_finished_like_uninterrupted(sandbox, work, run_id, at_kill, expected)
 
