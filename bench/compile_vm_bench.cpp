@@ -152,7 +152,7 @@ void benchCompile(const Options &options, Report &report) {
 }
 
 void benchVm(const Options &options, Report &report) {
-  int64_t iterations = options.size > 0 ? options.size : (options.smoke ? 2'000 : 1'000'000);
+  int64_t iterations = options.size > 0 ? options.size : (options.smoke ? 2'000 : 300'000);
   std::shared_ptr<const vm::Module> module = compileText("crunch.kotoba", kCrunch);
   int64_t perIteration = instructionsPerIteration(*module);
   Value inputs = parseOrDie(fmt::format(R"({{"n": {}}})", iterations));

@@ -15,10 +15,10 @@ namespace kotoba::bench {
 
 namespace {
 
-// Loop iterations that make a history of about `events` events (3 per iteration, plus the
-// start and the end).
+// Loop iterations that make a history of at least `events` events (3 per iteration, plus
+// the start and the end).
 int64_t iterationsFor(int64_t events) {
-  return std::max<int64_t>(1, (events - 2) / 3);
+  return std::max<int64_t>(1, (events - 2 + 2) / 3);
 }
 
 std::string sizeLabel(int64_t events) {

@@ -146,15 +146,20 @@ Value MachineState::readRoot(StateRoot root, uint32_t scope) const {
   }
   case StateRoot::Vars:
   case StateRoot::Results: {
+    // The run's own scope (no foreach iteration around): its view, without a chain.
+    if (const Scope &own = scopes.at(scope); !own.parent) {
+      Value &view = root == StateRoot::Vars ? own.varsView : own.resultsView;
+      if (view.isNull()) {
+        view = Value(root == StateRoot::Vars ? own.vars : own.results);
+      }
+      return view;
+    }
     // Outer scopes first, so an iteration's own writes win.
     std::vector<const Scope *> chain;
     for (std::optional<uint32_t> at = scope; at;) {
       const Scope &current = scopes.at(*at);
       chain.push_back(&current);
       at = current.parent;
-    }
-    if (chain.size() == 1) {
-      return Value(root == StateRoot::Vars ? chain[0]->vars : chain[0]->results);
     }
     Object merged;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
@@ -169,11 +174,29 @@ Value MachineState::readRoot(StateRoot root, uint32_t scope) const {
 }
 
 void MachineState::writeVar(uint32_t scope, const std::string &name, Value value) {
-  scopes.at(scope).vars.set(name, std::move(value));
+  Scope &written = scopes.at(scope);
+  written.vars.set(name, std::move(value));
+  written.varsView = Value();
 }
 
 void MachineState::writeResult(uint32_t scope, const std::string &name, Value value) {
-  scopes.at(scope).results.set(name, std::move(value));
+  Scope &written = scopes.at(scope);
+  written.results.set(name, std::move(value));
+  written.resultsView = Value();
+}
+
+const PathDescriptor &MachineState::pathDescriptor(uint32_t constant) {
+  if (pathCache.size() <= constant) {
+    pathCache.resize(module->constants.size() > constant ? module->constants.size()
+                                                         : constant + 1);
+  }
+  std::unique_ptr<const PathDescriptor> &cached = pathCache[constant];
+  if (!cached) {
+    Decoded<PathDescriptor> path = decodePath(module->constant(ConstIndex{constant}));
+    assert(path.ok() && "the verifier checks descriptor shapes");
+    cached = std::make_unique<const PathDescriptor>(std::move(path).value());
+  }
+  return *cached;
 }
 
 SourceLocation MachineState::locationOf(const Fiber &fiber) const {
