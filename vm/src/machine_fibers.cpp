@@ -343,6 +343,9 @@ void MachineState::cancelRunningSlots(Join &join) {
 }
 
 void MachineState::cancelFiber(Fiber &fiber) {
+  // TODO(#4): a saga inside the cancelled fiber does not compensate: its frame, with the
+  // compensations its completed steps registered, is dropped with the fiber. Only attempted
+  // steps in flight register (with the innermost saga still open, which may be that one).
   ready.erase(fiber.id);
   if (fiber.state == FiberState::WaitingCommand) {
     pending.erase(fiber.command);
