@@ -261,6 +261,15 @@ bool Replay::apply(const EventRecord &event) {
                 fmt::format("the history goes from event {} to event {}", lastSeq_, event.seq));
   }
   lastSeq_ = event.seq;
+  if (terminated_) {
+    // A child's result can still reach a terminated parent (the child finished before it saw
+    // the terminate request); nothing after the termination moves the run any more.
+    return true;
+  }
+  if (event.type == EventType::WorkflowTerminated) {
+    terminated_ = true;
+    return true;
+  }
 
   if (event.type == EventType::WorkflowStarted) {
     if (started_) {

@@ -224,4 +224,15 @@ TEST_CASE("replay of an ended run refuses a module that issues commands past its
   CHECK(changed.mismatch()->message.find("the run ended at event") != std::string::npos);
   CHECK(changed.mismatch()->message.find("ScheduleActivity for step 'audit'") != std::string::npos);
   CHECK_FALSE(changed.expectEnded()); // a replay that failed stays failed
+
+  // An outcome that reaches the history after the termination (a child that finished before
+  // it saw the terminate request reports to its parent) moves nothing: replay skips it.
+  EventRecord late = events.back();
+  late.seq += 1;
+  late.type = EventType::SignalReceived;
+  late.payload = parse(R"({"name": "approve", "payload": {"by": "late"}})");
+  events.push_back(late);
+  Replay withLateInput = replayOn(kApproval);
+  CHECK(withLateInput.unrecorded().empty());
+  CHECK(withLateInput.expectEnded());
 }

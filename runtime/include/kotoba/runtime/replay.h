@@ -100,6 +100,8 @@ private:
   std::optional<ReplayMismatch> mismatch_;
   int64_t lastSeq_ = 0;
   bool started_ = false;
+  bool terminated_ = false; // events after WorkflowTerminated are not fed
+
 };
 
 } // namespace kotoba::runtime
