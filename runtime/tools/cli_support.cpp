@@ -118,8 +118,23 @@ Failure engineFailure(const WorkflowError &error, ExitCode otherwise) {
     failure.message.resize(colon);
   }
   if (error.type == runtime::engine_errors::UnboundActivities) {
-    failure.notes.push_back("bind each with --bind NAME=process:PATH (or NAME=http:URL), or "
-                            "give its declaration an implementation");
+    // The engine lists a host predicate as "predicate NAME"; --bind cannot supply one.
+    bool needsPredicate = false;
+    bool needsActivity = false;
+    for (const Value &name : error.details.isArray() ? error.details.asArray() : Array{}) {
+      bool predicate = name.isString() && name.asString().starts_with("predicate ");
+      needsPredicate = needsPredicate || predicate;
+      needsActivity = needsActivity || !predicate;
+    }
+    if (needsActivity || !needsPredicate) {
+      failure.notes.push_back("bind each with --bind NAME=process:PATH (or NAME=http:URL), or "
+                              "give its declaration an implementation");
+    }
+    if (needsPredicate) {
+      failure.notes.push_back("a predicate cannot be bound on the command line: define it in "
+                              "the workflow's predicates, or run the module from a program "
+                              "that registers it");
+    }
   }
   return failure;
 }

@@ -335,6 +335,25 @@ def test_document_pipeline_reads_handwriting_with_the_engine_that_can(sandbox):
     check(outputs["read_by"] == "careful" and outputs["verdict"] == "rejected", outputs)
 
 
+def test_document_pipeline_without_a_predicate_is_refused_with_the_fix(sandbox):
+    # Without its entry in `predicates`, "is_contract" names a host predicate, which only a
+    # program embedding the engine can register: kotoba-vm refuses the run and says so.
+    file = copy_sample(sandbox, "document_pipeline")
+    path = os.path.join(sandbox.dir, file)
+    with open(path, encoding="utf-8") as source:
+        text = source.read()
+    definition = '      is_contract: $.inputs.kind == "contract",\n'
+    check(definition in text, "the sample no longer defines is_contract")
+    with open(path, "w", encoding="utf-8") as source:
+        source.write(text.replace(definition, ""))
+    result = sandbox.vm("run", file, "--input", "@sample/inputs/contract.json")
+    result.expect(cli.EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"\n  - predicate is_contract\n",
+        r"a predicate cannot be bound on the command line: define it in the workflow's "
+        r"predicates, or run the module from a program that registers it")
+    check("--bind" not in result.stderr, result.describe())
+    check(sandbox.vm("list", "--json").expect(EXIT_COMPLETED).json() == [], "a run was created")
+
 # --- order_processing: kill the main job, then finish it --------------------------------
 
 # Stands in for the sample's activities/shop.py in the test's copy: it records every
