@@ -1,7 +1,8 @@
 // The standard activities driven by the engine on a real store, as kotoba-vm drives them:
-// a workflow that writes and reads a SQLite database next to its file, and a failing HTTP
+// a workflow that writes and reads a SQLite database next to its file, a failing HTTP
 // call whose `$.env` token reaches the server but neither the recorded history, the run's
-// error nor the store file.
+// error nor the store file, and a server's Retry-After that delays the engine's retries (on
+// the virtual clock) and is recorded in the ActivityFailed events.
 #include "loopback_http_server.h"
 #include "stdlib_test_support.h"
 
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -133,6 +135,74 @@ TEST_CASE("an $.env token stays out of the history, the run's error and the stor
   std::string bytes = readFile(dir.file("kotoba.db")) + readFile(dir.file("kotoba.db-wal"));
   CHECK(bytes.find(token) == std::string::npos);
   CHECK(bytes.find("[redacted $.env.API_TOKEN]") != std::string::npos);
+}
+
+TEST_CASE("Retry-After delays the next attempt, up to the policy's maximum interval") {
+  std::atomic<int> calls = 0;
+  LoopbackHttpServer server([&](const ReceivedRequest &) {
+    CannedResponse response;
+    int call = ++calls;
+    if (call == 1) {
+      response.status = 503;
+      response.reason = "Service Unavailable";
+      response.headers = {{"Retry-After", "30"}};
+    } else if (call == 2) {
+      response.status = 429;
+      response.reason = "Too Many Requests";
+      response.headers = {{"Retry-After", "600"}}; // past maximum_interval: capped at 1 min
+    } else {
+      response.headers = {{"Content-Type", "application/json"}};
+      response.body = R"({"ok": true})";
+    }
+    return response;
+  });
+  TempDir dir;
+  auto store = openStore(dir);
+  runtime::ActivityRegistry registry;
+  registerStandardActivities(registry);
+  runtime::VirtualClock clock;
+  Engine engine(*store, registry, clock);
+  auto hash = engine.addModule(compile(fmt::format(R"({{
+    activities: [ {{ name: "call",
+        retry_policy: {{ initial_interval: "PT1S", maximum_interval: "PT1M",
+                         maximum_attempts: 3 }},
+        implementation: {{ type: "http", url: "{}" }} }} ],
+    workflow: {{ id: "w", outputs: [{{ name: "ok" }}],
+      output_mapping: {{ ok: $.results.call.body.ok }},
+      strategy: {{ op: "activity", activity_ref: "call" }} }} }})",
+                                                   server.url("/busy"))));
+  REQUIRE(hash.ok());
+  int64_t startedAt = clock.nowMs();
+
+  auto started = engine.start(runtime::StartRequest{hash.value(), "", json("{}"), {}, {}});
+  REQUIRE(started.ok());
+  auto outcome = engine.runToCompletion(started.value());
+
+  REQUIRE(outcome.ok());
+  CHECK(outcome.value().status == RunStatus::Completed);
+  CHECK(toJson(outcome.value().outputs) == R"({"ok":true})");
+  CHECK(calls == 3);
+  auto events = store->query(
+      [&](const runtime::StoreReader &reader) { return reader.events(started.value()); });
+  REQUIRE(events.ok());
+  std::vector<int64_t> waits;
+  std::vector<int64_t> startTimes;
+  for (const runtime::EventRecord &event : events.value()) {
+    if (event.type == runtime::EventType::ActivityFailed) {
+      const Object &fields = event.payload.asObject();
+      CHECK(fields.find("will_retry")->asBool());
+      waits.push_back(fields.find("retry_at_ms")->asInt() - event.timeMs);
+    }
+    if (event.type == runtime::EventType::ActivityStarted) {
+      startTimes.push_back(event.timeMs);
+    }
+  }
+  CHECK(waits == std::vector<int64_t>{30000, 60000});
+  // The engine really waited (virtual) time: at least 30 s, then at least 60 s more.
+  REQUIRE(startTimes.size() == 3);
+  CHECK(startTimes[1] - startTimes[0] >= 30000);
+  CHECK(startTimes[2] - startTimes[1] >= 60000);
+  CHECK(clock.nowMs() - startedAt >= 90000);
 }
 
 } // namespace

@@ -34,6 +34,9 @@ def relay(source, target):
 
 
 def serve(connection, context, target_port):
+    # SMTP is a dialogue of short lines: without NODELAY each relayed line can wait for a
+    # delayed acknowledgement (tens of milliseconds).
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         secure = context.wrap_socket(connection, server_side=True)
     except (ssl.SSLError, OSError):
@@ -42,6 +45,7 @@ def serve(connection, context, target_port):
         return
     try:
         plain = socket.create_connection(("127.0.0.1", target_port))
+        plain.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         secure.close()
         return
