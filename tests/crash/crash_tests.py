@@ -8,12 +8,13 @@ sigkill: a workflow with a saga, a parallel, real timers, signals, a child workf
   compensated failure is started, then driven by `resume` and `worker` processes that are
   killed again and again until the run ends: at the Nth write or sync SQLite makes (the
   store's test-only KOTOBA_TEST_KILL_AT_WRITE hook, docs/durability.md), N swept across the
-  whole run so that kills land inside commits, and at random moments. After each run ends
-  it checks that the outputs equal an uninterrupted run's, that every history holds the
-  same events as the uninterrupted one, verifies and replays cleanly, and that no activity
-  ran again after its completion was committed: each activity, when it starts, looks in the
-  store (read-only) for its own ActivityCompleted event and records a violation if it is
-  there. Registered with CTest as crash/sigkill.
+  whole run so that kills land inside commits, and at random moments; in the durability
+  modes normal, full and batch. After each run ends it checks that the outputs equal an
+  uninterrupted run's, that every history holds the same events as the uninterrupted one,
+  verifies and replays cleanly, and that no activity ran again after its completion was
+  committed: each activity, when it starts, looks in the store (read-only) for its own
+  ActivityCompleted event and records a violation if it is there. Registered with CTest as
+  crash/sigkill.
 
 two-workers: 500 runs started with `run --detach`, then two `worker --until-idle` processes
   on the same store at once. Every run must complete, every step must have run exactly once
@@ -402,7 +403,10 @@ def suite_sigkill(config, root):
     for index, point in enumerate(range(1, upper + 1, stride)):
         later = [("write", rng.randint(1, 60)) if rng.random() < 0.6 else
                  ("time", rng.uniform(0.05, 0.8)) for _ in range(rng.randint(0, 2))]
-        durability = "full" if index % 5 == 4 else "normal"
+        # Mostly the default mode; every fifth scenario fsyncs each commit, and every fifth
+        # group-commits (each with kill points of its own: syncs, or one commit for several
+        # transactions).
+        durability = {4: "full", 2: "batch"}.get(index % 5, "normal")
         scenarios.append((f"write-{point}", ("write", point), later, durability))
     for index in range(20):
         later = [("time", rng.uniform(0.05, 0.8)) for _ in range(rng.randint(1, 3))]
