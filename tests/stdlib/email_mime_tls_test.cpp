@@ -1,7 +1,7 @@
 // The email activity's MIME messages and implicit TLS against the loopback SMTP server
-// (loopback_smtp_server.h), with smtps behind a TLS front and certificates the test makes
-// (loopback_tls.h): an HTML body goes with the text as multipart/alternative, attachments
-// from files and from base64 arrive byte for byte in multipart/mixed, files stay the
+// (loopback_smtp_server.h), with smtps and STARTTLS behind a TLS front and certificates the
+// test makes (loopback_tls.h): an HTML body goes with the text as multipart/alternative,
+// attachments from files and from base64 arrive byte for byte in multipart/mixed, files stay the
 // implementation's to name, and nothing in a subject, an address or an attachment's name or
 // type can start a header of its own.
 #include "loopback_smtp_server.h"
@@ -295,6 +295,48 @@ TEST_CASE("implicit_tls speaks TLS from the first byte and checks the server's c
   CHECK(server.commands().size() == commandsAfterSent);
   CHECK(server.mails().size() == 1);
   CHECK(notTls.retryable);
+}
+
+TEST_CASE("starttls upgrades before the login and the message, and checks the certificate") {
+  TempDir dir;
+  TestCertificates certificates(dir.path());
+  SmtpBehaviour behaviour;
+  behaviour.requiredLogin = std::string("shop") + char(0) + "pw-secret-7";
+  LoopbackSmtpServer server(behaviour);
+  TlsTerminator front(certificates, server.port(), TlsStart::SmtpStarttls);
+  std::string fields = R"("starttls": true, "ca_file": "{}", "username": "shop",
+      "password": "${{$.env.SMTP_PASSWORD}}", "subject": "s", "text": "upgraded")";
+  auto trusted =
+      declare(json(fmt::format(R"({{"type": "email", "server": "127.0.0.1", "port": {},
+      "from": "shop@example.com", "to": "ann@example.org", {}}})",
+                               front.port(), fmt::format(fmt::runtime(fields), certificates.ca))),
+              "", {{"SMTP_PASSWORD", "pw-secret-7"}});
+  auto untrusted = declare(
+      json(fmt::format(R"({{"type": "email", "server": "127.0.0.1", "port": {},
+      "from": "shop@example.com", "to": "ann@example.org", {}}})",
+                       front.port(), fmt::format(fmt::runtime(fields), certificates.otherCa))),
+      "", {{"SMTP_PASSWORD", "pw-secret-7"}});
+
+  Result<Value> sent = attempt(*trusted, Value());
+  size_t commandsAfterSent = server.commands().size();
+  WorkflowError refused = failureOf(attempt(*untrusted, Value()));
+
+  REQUIRE_MESSAGE(sent.ok(), (sent.ok() ? "" : sent.error().message));
+  std::vector<CapturedMail> mails = server.mails();
+  REQUIRE(mails.size() == 1);
+  CHECK(mails[0].login == std::string("shop") + char(0) + "pw-secret-7");
+  CHECK(splitEntity(mails[0].data).body == "upgraded\r\n");
+  // The SMTP server behind the front hears only what was said after the upgrade: the
+  // second EHLO first, then the login.
+  std::vector<std::string> commands = server.commands();
+  REQUIRE(commands.size() >= 2);
+  CHECK(commands[0].starts_with("EHLO"));
+  CHECK(commands[1].starts_with("AUTH PLAIN"));
+  CHECK(refused.type == stdlib_errors::ConnectionError);
+  CHECK_FALSE(refused.retryable);
+  CHECK(refused.message.find("certificate") != std::string::npos);
+  CHECK(refused.message.find("pw-secret-7") == std::string::npos);
+  CHECK(server.commands().size() == commandsAfterSent);
 }
 
 TEST_CASE("implicit_tls defaults to port 465 and excludes starttls") {

@@ -1,8 +1,9 @@
 // TLS for the loopback test servers: certificates the test makes with the openssl command
 // (a CA, a server certificate for 127.0.0.1 that it signed, and an unrelated CA), and a TLS
-// front (tls_terminator.py, Python's ssl module) that completes the handshake and relays
-// the plain bytes to a LoopbackHttpServer or LoopbackSmtpServer. The client under test is
-// the real libcurl with OpenSSL; only the server side is borrowed.
+// front (tls_terminator.py, Python's ssl module) that completes the handshake, at once or
+// after SMTP's STARTTLS, and relays the plain bytes to a LoopbackHttpServer or
+// LoopbackSmtpServer. The client under test is the real libcurl with OpenSSL; only the
+// server side is borrowed.
 #pragma once
 
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -79,10 +81,17 @@ struct TestCertificates {
   }
 };
 
+// How the TLS front starts a connection.
+enum class TlsStart : uint8_t {
+  Immediately,  // https, smtps: the handshake is the first thing on the connection
+  SmtpStarttls, // plain SMTP until the client's STARTTLS, then the handshake
+};
+
 // tls_terminator.py in front of 127.0.0.1:`targetPort`, on a port of its own.
 class TlsTerminator {
 public:
-  TlsTerminator(const TestCertificates &certificates, int targetPort) {
+  TlsTerminator(const TestCertificates &certificates, int targetPort,
+                TlsStart start = TlsStart::Immediately) {
     int input[2];
     int output[2];
     if (::pipe2(input, O_CLOEXEC) != 0 || ::pipe2(output, O_CLOEXEC) != 0) {
@@ -94,6 +103,9 @@ public:
                                      "--cert",        certificates.serverCertificate,
                                      "--key",         certificates.serverKey,
                                      "--target-port", port};
+    if (start == TlsStart::SmtpStarttls) {
+      argv.emplace_back("--starttls");
+    }
     std::vector<char *> args;
     for (std::string &arg : argv) {
       args.push_back(arg.data());
