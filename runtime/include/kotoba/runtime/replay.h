@@ -101,7 +101,6 @@ private:
   int64_t lastSeq_ = 0;
   bool started_ = false;
   bool terminated_ = false; // events after WorkflowTerminated are not fed
-
 };
 
 } // namespace kotoba::runtime
