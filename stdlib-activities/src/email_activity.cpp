@@ -122,6 +122,13 @@ WorkflowError smtpFailure(const SmtpCall &call, CURLcode code, const char *error
                                  where, reason),
                      Value(std::move(details)));
   }
+  if (code == CURLE_SSL_CACERT_BADFILE) {
+    return makeError(stdlib_errors::ConnectionError,
+                     fmt::format("the CA certificates for {} cannot be read: {}; name a PEM file "
+                                 "of CA certificates with ca_file",
+                                 where, reason),
+                     Value(std::move(details)));
+  }
   if (code == CURLE_USE_SSL_FAILED) {
     return makeError(stdlib_errors::SmtpError,
                      fmt::format("the SMTP server {} does not offer STARTTLS: {}; set starttls: "

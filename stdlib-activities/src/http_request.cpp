@@ -190,8 +190,11 @@ WorkflowError transportError(const HttpRequest &request, CURLcode code, const ch
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:
     return makeError(stdlib_errors::ConnectionError,
-                     fmt::format("{} failed: {}; ca_file must be a PEM file of certificates",
-                                 requestName(request), reason),
+                     fmt::format("{} failed: {}; {}", requestName(request), reason,
+                                 request.caFile ? "ca_file must be a PEM file of certificates"
+                                                : "the system's CA certificates cannot be read: "
+                                                  "install them (ca-certificates) or name the "
+                                                  "server's CA with ca_file"),
                      Value(std::move(details)));
   default: {
     // CURLcode has close to a hundred values; everything else is a network that may heal.

@@ -277,11 +277,15 @@ TEST_CASE("implicit_tls speaks TLS from the first byte and checks the server's c
       "subject": "over TLS", "text": "sealed")",
                                                     certificates.otherCa));
   auto plain = mailer(front.port(), R"("subject": "s", "text": "t", "timeout": "2s")");
+  auto missingCa = mailer(front.port(), R"("implicit_tls": true, "ca_file": "no-such-ca.pem",
+      "subject": "s", "text": "t")",
+                          dir.path().string());
 
   Result<Value> sent = attempt(*trusted, Value());
   size_t commandsAfterSent = server.commands().size();
   WorkflowError refused = failureOf(attempt(*untrusted, Value()));
   WorkflowError notTls = failureOf(attempt(*plain, Value()));
+  WorkflowError noCa = failureOf(attempt(*missingCa, Value()));
 
   REQUIRE_MESSAGE(sent.ok(), (sent.ok() ? "" : sent.error().message));
   REQUIRE(server.mails().size() == 1);
@@ -295,6 +299,9 @@ TEST_CASE("implicit_tls speaks TLS from the first byte and checks the server's c
   CHECK(server.commands().size() == commandsAfterSent);
   CHECK(server.mails().size() == 1);
   CHECK(notTls.retryable);
+  CHECK(noCa.type == stdlib_errors::ConnectionError);
+  CHECK_FALSE(noCa.retryable);
+  CHECK(noCa.message.find("cannot be read") != std::string::npos);
 }
 
 TEST_CASE("starttls upgrades before the login and the message, and checks the certificate") {
