@@ -12,6 +12,22 @@ namespace kotoba::runtime {
 
 namespace {
 
+// The error of an attempt whose activity did not resolve: why, when resolving said so (a
+// stored binding or a run's stored host that is malformed), else that nothing binds it.
+WorkflowError unavailable(const ModuleActivities &resolved, const std::string &activity) {
+  for (const WorkflowError &problem : resolved.problems) {
+    // Problems name their activity; one about the run's host as a whole names none.
+    bool aboutOther = problem.message.find("activity '") != std::string::npos &&
+                      problem.message.find("'" + activity + "'") == std::string::npos;
+    if (!aboutOther) {
+      return makeError(activity_errors::ActivityUnavailable,
+                       fmt::format("activity '{}' cannot run: {}", activity, problem.message));
+    }
+  }
+  return makeError(activity_errors::ActivityUnavailable,
+                   fmt::format("activity '{}' is not bound", activity));
+}
+
 // How often a real-clock engine looks for work other processes left in the store.
 constexpr int64_t kPollIntervalMs = 50;
 constexpr size_t kBatchLimit = 256;
@@ -499,8 +515,9 @@ Result<bool> Engine::Impl::startTasks() {
     if (run == nullptr) {
       continue; // another engine's run, or one that ended
     }
-    std::shared_ptr<Activity> activity =
-        activitiesFor(run->record.moduleHash, *run->module, run->record.host).find(task.activity);
+    const ModuleActivities &resolved =
+        activitiesFor(run->record.moduleHash, *run->module, run->record.host);
+    std::shared_ptr<Activity> activity = resolved.find(task.activity);
     int64_t at = now();
     bool claimed = false;
     StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
@@ -538,8 +555,7 @@ Result<bool> Engine::Impl::startTasks() {
       outcome.identity = request.identity;
       outcome.status = activity == nullptr ? AttemptStatus::Failed : AttemptStatus::TimedOut;
       outcome.error = activity == nullptr
-                          ? makeError(activity_errors::ActivityUnavailable,
-                                      fmt::format("activity '{}' is not bound", task.activity))
+                          ? unavailable(resolved, task.activity)
                           : makeError(activity_errors::ActivityTimeout,
                                       "the schedule-to-close timeout has passed");
       outcome.error->retryable = false;

@@ -216,3 +216,25 @@ TEST_CASE("a version 1 store gains runs.host when opened, and its old runs have 
   REQUIRE(updated.ok());
   CHECK(toJson(storedRun(*reopened.value(), "old").host) == R"({"base_directory":"/srv"})");
 }
+
+TEST_CASE("a run whose stored host is malformed fails its activities saying why") {
+  TemporaryStore temp;
+  RunHost host{"", {RunBinding{"stamp", functionImplementation("stamp"), ""}}};
+  std::string runId = startWith(*temp.store, kStampWorkflow, host);
+  // Another tool wrote the column.
+  auto damaged = temp.store->write([&](Transaction &tx) {
+    RunUpdate update;
+    update.timeMs = 1'700'000'000'001;
+    update.host = parse(R"({"bindings": 3})");
+    return tx.updateRun(runId, update);
+  });
+  REQUIRE(damaged.ok());
+  RunOutcome outcome = driveElsewhere(
+      *temp.store, runId, [](ActivityRegistry &registry) { registerStamp(registry, "unused"); });
+  CHECK(outcome.status == RunStatus::Failed);
+  REQUIRE(outcome.error);
+  CHECK(outcome.error->type == "ActivityUnavailable");
+  CHECK(outcome.error->message ==
+        "activity 'stamp' cannot run: the run's stored activity host is malformed: 'bindings' "
+        "must be an array");
+}
