@@ -554,10 +554,9 @@ Result<bool> Engine::Impl::startTasks() {
       AttemptOutcome outcome;
       outcome.identity = request.identity;
       outcome.status = activity == nullptr ? AttemptStatus::Failed : AttemptStatus::TimedOut;
-      outcome.error = activity == nullptr
-                          ? unavailable(resolved, task.activity)
-                          : makeError(activity_errors::ActivityTimeout,
-                                      "the schedule-to-close timeout has passed");
+      outcome.error = activity == nullptr ? unavailable(resolved, task.activity)
+                                          : makeError(activity_errors::ActivityTimeout,
+                                                      "the schedule-to-close timeout has passed");
       outcome.error->retryable = false;
       outcome.scheduledAtMs = at;
       outcome.finishedAtMs = at;
@@ -631,8 +630,8 @@ Result<bool> Engine::Impl::startNextAttempt(const TimerRecord &timer) {
       return {};
     }
     auto created = createRun(tx, next, failed.chainId, failed.moduleHash, *module.value(), index,
-                             failed.inputs, failed.parentRunId, failed.parentCommandId,
-                             failed.host, at, failed.attempt + 1);
+                             failed.inputs, failed.parentRunId, failed.parentCommandId, failed.host,
+                             at, failed.attempt + 1);
     if (!created.ok()) {
       return StoreError{StoreErrorKind::Invalid, created.error().message};
     }
