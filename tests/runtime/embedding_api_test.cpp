@@ -402,6 +402,24 @@ TEST_CASE("runForever drives on the host's own thread until stop() comes from an
   CHECK(result.value());
 }
 
+TEST_CASE("a stop() that comes before runForever starts ends it at once, and only once") {
+  Fixture fixture;
+  fixture.host->stop();
+  Result<bool> stopped = fixture.host->runForever();
+  REQUIRE(stopped.ok());
+  CHECK(stopped.value());
+  CHECK_FALSE(fixture.host->driving());
+
+  // The stop was used up: the Host's thread runs until the next one.
+  fixture.host->stop();
+  REQUIRE(fixture.host->startThread().ok());
+  std::string runId = fixture.start();
+  CHECK(fixture.host->wait(runId, 20s).value().status == RunStatus::Completed);
+  CHECK(fixture.host->driving());
+  fixture.host->stop();
+  CHECK_FALSE(fixture.host->driving());
+}
+
 TEST_CASE("wait gives up after its timeout with a real clock, and the run goes on") {
   Folder folder;
   HostOptions options;

@@ -185,7 +185,8 @@ public:
   [[nodiscard]] static Result<std::unique_ptr<Host>> open(HostOptions options = {});
 
   // Stops the engine's thread if it runs (as stop() does), then hands the runs this engine
-  // held back to the store so that another process can take them at once.
+  // held back to the store so that another process can take them at once. A runForever on
+  // a host thread must have returned before the Host is destroyed.
   ~Host();
   Host(const Host &) = delete;
   Host &operator=(const Host &) = delete;
@@ -259,21 +260,25 @@ public:
   // ---- Driving the engine ----
 
   // Does whatever is ready now (new runs, activity results, signals, due timers, matching
-  // events). Returns false when nothing was. Safe next to a driving loop, just redundant.
+  // events). Returns false when nothing was. Never waits for work; safe next to a driving
+  // loop, just redundant.
   // Errors: StoreError (the store failed; the engine keeps no half-done step).
   [[nodiscard]] Result<bool> step();
   // Steps until every run in the store has ended, is blocked, or waits only for a signal or
   // an event; timers that are pending are waited for (at once with a virtual clock).
-  // Errors: StoreError.
+  // Errors: AlreadyDriving (runForever or the Host's thread drives the engine); StoreError.
   [[nodiscard]] Result<bool> runUntilIdle();
   // Drives the engine on the calling thread until stop() is called from another thread.
+  // A stop() that came while no loop was running ends the next runForever at once, so that
+  // a host whose shutdown races the start of its engine thread does not wait forever.
   // Returns true when stopped. Errors: AlreadyDriving; StoreError (the loop ends).
   [[nodiscard]] Result<bool> runForever();
   // Drives the engine on a thread the Host owns until stop() or the Host's destruction.
   // Errors: AlreadyDriving. A StoreError ends the thread; threadError() then returns it.
   [[nodiscard]] Result<bool> startThread();
   // Ends runForever or the Host's thread (joining it) after its current step. A Host may be
-  // driven again afterwards. Safe from any thread, and when nothing is running.
+  // driven again afterwards (startThread ignores an earlier stop; runForever does not, see
+  // above). Safe from any thread.
   void stop();
   // Whether runForever or the Host's thread is driving the engine.
   [[nodiscard]] bool driving() const;

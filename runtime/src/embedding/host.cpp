@@ -6,6 +6,11 @@
 // and drives the engine with its own loop (step under the lock, wait on the clock without
 // it), so that a host can start runs from a request thread while the engine runs on
 // another. History reads go to the store, which serializes them itself.
+//
+// The clock's wake-up is a single token: of two threads waiting on it, only one sees a
+// wake(), and the other may sleep on with a virtual clock whose time stands still. So only
+// one thread at a time steps-and-waits (the driver lock); a caller of wait() that finds the
+// driver lock taken waits for the progress its holder reports instead.
 #include "kotoba/kotoba.h"
 
 #include "kotoba/runtime/checkpoint.h"
@@ -55,6 +60,8 @@ struct Host::State {
   std::set<std::string, std::less<>> predicates;
   std::set<std::string, std::less<>> functions;
 
+  // Held by whichever thread steps the engine and then waits on the clock.
+  std::mutex driverMutex;
   // The driving loop (runForever or the Host's thread) and the callers waiting on it.
   mutable std::mutex driveMutex;
   std::condition_variable progressed;
@@ -83,9 +90,14 @@ struct Host::State {
     return result;
   }
 
-  // The loop of runForever and the Host's thread; the caller has set `driving`.
+  // The loop of runForever and the Host's thread; the caller has set `driving`. A stop()
+  // ends it, and is used up by it.
   [[nodiscard]] Result<bool> drive() {
-    while (!stopRequested.load()) {
+    while (true) {
+      std::lock_guard driver(driverMutex);
+      if (stopRequested.exchange(false)) {
+        return true;
+      }
       Result<bool> stepped = lockedStep();
       if (!stepped.ok()) {
         return stepped;
@@ -96,17 +108,12 @@ struct Host::State {
         (void)clock->waitUntil(std::nullopt);
       }
     }
-    return true;
   }
 
   // Claims the right to drive; false when a loop already drives.
   [[nodiscard]] bool claimDriving() {
     bool expected = false;
-    if (!driving.compare_exchange_strong(expected, true)) {
-      return false;
-    }
-    stopRequested = false;
-    return true;
+    return driving.compare_exchange_strong(expected, true);
   }
 
   void finishDriving() {
@@ -267,8 +274,9 @@ Result<RunOutcome> Host::wait(const std::string &runId,
                                    runStatusName(current.value().status), timeout->count()),
                        Value(std::move(details)));
     }
-    if (driving()) {
-      state_->awaitProgress(deadline);
+    std::unique_lock driver(state_->driverMutex, std::defer_lock);
+    if (driving() || !driver.try_lock()) {
+      state_->awaitProgress(deadline); // another thread drives
       continue;
     }
     Result<bool> stepped = state_->lockedStep();
@@ -289,6 +297,16 @@ Result<bool> Host::step() {
 
 Result<bool> Host::runUntilIdle() {
   while (true) {
+    if (driving()) {
+      return makeError(host_errors::AlreadyDriving,
+                       "the engine is driven by runForever or the Host's thread; it needs no "
+                       "runUntilIdle");
+    }
+    std::unique_lock driver(state_->driverMutex, std::try_to_lock);
+    if (!driver) {
+      state_->awaitProgress(std::chrono::steady_clock::now() + kWaitSlice);
+      continue;
+    }
     Result<bool> stepped = state_->lockedStep();
     if (!stepped.ok()) {
       return stepped;
@@ -317,6 +335,8 @@ Result<bool> Host::startThread() {
   if (state_->thread.joinable()) {
     state_->thread.join(); // a thread that ended on an error
   }
+  // The caller wants the engine running now: a stop() from before does not apply.
+  state_->stopRequested = false;
   {
     std::lock_guard lock(state_->driveMutex);
     state_->threadError.reset();
