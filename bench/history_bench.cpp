@@ -11,6 +11,9 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace kotoba::bench {
 
 namespace {
@@ -34,13 +37,26 @@ runtime::RunRecord runRecord(runtime::Store &store, const std::string &runId) {
   return *record.value();
 }
 
+// Copies a closed store; the copy is flushed to disk before it returns, so that writing
+// back a large copy does not run in the background of the measurement that follows.
 void copyStore(const std::string &from, const std::string &to) {
   for (const char *suffix : {"", "-wal"}) {
     std::filesystem::remove(to + suffix);
     if (std::filesystem::exists(from + suffix)) {
       std::filesystem::copy_file(from + suffix, to + suffix);
+      int descriptor = ::open((to + suffix).c_str(), O_RDONLY);
+      if (descriptor >= 0) {
+        (void)::fsync(descriptor);
+        ::close(descriptor);
+      }
     }
   }
+}
+
+runtime::EngineOptions ownedBy(const std::string &owner) {
+  runtime::EngineOptions options;
+  options.owner = owner;
+  return options;
 }
 
 void dropCheckpoints(const std::string &path) {
@@ -50,6 +66,17 @@ void dropCheckpoints(const std::string &path) {
     fail("cannot drop the checkpoints of " + path);
   }
   sqlite3_close(db);
+}
+
+// Signals the parked run and drives it to its end. A function of its own so that a profiler
+// can collect this part alone (callgrind --toggle-collect='*resumeParked*').
+[[gnu::noinline]] void resumeParked(runtime::Engine &engine, const std::string &runId) {
+  auto signalled = engine.signal(runId, "go", Value(true));
+  auto outcome = engine.runToCompletion(runId);
+  if (!signalled.ok() || !outcome.ok() ||
+      outcome.value().status != runtime::RunStatus::Completed) {
+    fail("the parked run did not resume to its end");
+  }
 }
 
 } // namespace
@@ -111,8 +138,9 @@ void benchReplay(const Options &options, Report &report) {
 }
 
 void benchResume(const Options &options, Report &report) {
-  std::vector<int64_t> sizes = options.smoke ? std::vector<int64_t>{100, 1'000}
-                                             : std::vector<int64_t>{1'000, 10'000, 100'000};
+  std::vector<int64_t> sizes = options.size > 0 ? std::vector<int64_t>{options.size}
+                               : options.smoke  ? std::vector<int64_t>{100, 1'000}
+                                                : std::vector<int64_t>{1'000, 10'000, 100'000};
   std::shared_ptr<const vm::Module> module = compileText("steps.kotoba", loopWorkflow(true));
   ScratchDirectory directory("resume");
   for (int64_t size : sizes) {
@@ -124,7 +152,7 @@ void benchResume(const Options &options, Report &report) {
       runtime::ActivityRegistry activities;
       bindNoop(activities);
       runtime::VirtualClock clock;
-      runtime::Engine engine(*store, activities, clock, runtime::EngineOptions{.owner = "maker"});
+      runtime::Engine engine(*store, activities, clock, ownedBy("maker"));
       auto hash = engine.addModule(*module);
       if (!hash.ok()) {
         fail("cannot add the module");
@@ -171,16 +199,10 @@ void benchResume(const Options &options, Report &report) {
         runtime::ActivityRegistry activities;
         bindNoop(activities);
         runtime::VirtualClock clock(parkedAtMs + 3'600'000);
-        runtime::Engine engine(*store, activities, clock,
-                               runtime::EngineOptions{.owner = "resumer"});
+        runtime::Engine engine(*store, activities, clock, ownedBy("resumer"));
         Stopwatch resuming;
-        auto signalled = engine.signal(runId, "go", Value(true));
-        auto outcome = engine.runToCompletion(runId);
+        resumeParked(engine, runId);
         double resumeSeconds = resuming.seconds();
-        if (!signalled.ok() || !outcome.ok() ||
-            outcome.value().status != runtime::RunStatus::Completed) {
-          fail("the parked run did not resume to its end");
-        }
         std::string suffix = checkpoints ? "" : "_no_checkpoints";
         report.sample(fmt::format("resume_ms_{}{}", label, suffix), resumeSeconds * 1000.0);
         report.sample(fmt::format("rebuild_ms_{}{}", label, suffix), rebuildSeconds * 1000.0);
@@ -199,7 +221,7 @@ void benchMemory(const Options &options, Report &report) {
   auto store = openStore(directory.file("kotoba.db"), runtime::Durability::Normal);
   runtime::ActivityRegistry activities;
   runtime::RealClock clock;
-  runtime::Engine engine(*store, activities, clock, runtime::EngineOptions{.owner = "bench"});
+  runtime::Engine engine(*store, activities, clock, ownedBy("bench"));
   auto hash = engine.addModule(*module);
   if (!hash.ok()) {
     fail("cannot add the module");

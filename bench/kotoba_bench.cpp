@@ -128,7 +128,9 @@ std::string loopWorkflow(bool parkOnSignal) {
 
 std::string startRun(runtime::Engine &engine, const std::string &moduleHash,
                      const std::string &inputsJson) {
-  runtime::StartRequest request{moduleHash, "", parseOrDie(inputsJson), {}, {}};
+  runtime::StartRequest request;
+  request.moduleHash = moduleHash;
+  request.inputs = parseOrDie(inputsJson);
   auto runId = engine.start(request);
   if (!runId.ok()) {
     fail(fmt::format("cannot start a run: {}", runId.error().message));
