@@ -269,6 +269,29 @@ TEST_CASE("wait drives the engine on the caller's thread, through timers of a vi
   CHECK(fixture.host->wait("nobody").error().type == runtime::engine_errors::RunNotFound);
 }
 
+TEST_CASE("several threads waiting without a driving loop take turns driving") {
+  Fixture fixture;
+  constexpr int kWaiters = 4;
+  std::vector<std::string> runIds;
+  for (int waiter = 0; waiter < kWaiters; ++waiter) {
+    runIds.push_back(fixture.start(R"({"name": "N)" + std::to_string(waiter) + "\"}"));
+  }
+  std::vector<std::string> outputs(kWaiters);
+  std::vector<std::thread> threads;
+  for (int waiter = 0; waiter < kWaiters; ++waiter) {
+    threads.emplace_back([&, waiter] {
+      Result<RunOutcome> outcome = fixture.host->wait(runIds[waiter], 20s);
+      outputs[waiter] = outcome.ok() ? toJson(outcome.value().outputs) : outcome.error().message;
+    });
+  }
+  for (std::thread &thread : threads) {
+    thread.join();
+  }
+  for (int waiter = 0; waiter < kWaiters; ++waiter) {
+    CHECK(outputs[waiter] == R"({"text":"Dear N)" + std::to_string(waiter) + "\"}");
+  }
+}
+
 TEST_CASE("a host loop steps the engine itself until the run is done") {
   Fixture fixture(kSignals);
   StartOptions options;

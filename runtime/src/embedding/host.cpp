@@ -116,18 +116,19 @@ struct Host::State {
     return driving.compare_exchange_strong(expected, true);
   }
 
-  void finishDriving() {
-    driving = false;
-    progressed.notify_all(); // waiters stop waiting for a loop that is gone
+  void finishDriving() { driving = false; }
+
+  [[nodiscard]] uint64_t progressSoFar() {
+    std::lock_guard lock(driveMutex);
+    return progressCount;
   }
 
-  // Blocks until a driving step made progress, the loop ended, or `deadline` (at most one
-  // slice, so that work of other processes is noticed).
-  void awaitProgress(std::chrono::steady_clock::time_point deadline) {
+  // Blocks until a step made progress after the caller saw `seen`, or until `deadline`, but
+  // at most one slice: work that other processes (or a loop that ended) leave is noticed.
+  void awaitProgress(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(driveMutex);
-    uint64_t seen = progressCount;
     auto until = std::min(deadline, std::chrono::steady_clock::now() + kWaitSlice);
-    progressed.wait_until(lock, until, [&] { return progressCount != seen || !driving.load(); });
+    progressed.wait_until(lock, until, [&] { return progressCount != seen; });
   }
 };
 
@@ -261,6 +262,7 @@ Result<RunOutcome> Host::wait(const std::string &runId,
   auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
                           : std::chrono::steady_clock::time_point::max();
   while (true) {
+    uint64_t seen = state_->progressSoFar(); // before the look, so no progress is missed
     Result<RunOutcome> current = outcome(runId);
     if (!current.ok() || settled(current.value().status)) {
       return current;
@@ -276,7 +278,7 @@ Result<RunOutcome> Host::wait(const std::string &runId,
     }
     std::unique_lock driver(state_->driverMutex, std::defer_lock);
     if (driving() || !driver.try_lock()) {
-      state_->awaitProgress(deadline); // another thread drives
+      state_->awaitProgress(seen, deadline); // another thread drives
       continue;
     }
     Result<bool> stepped = state_->lockedStep();
@@ -302,9 +304,10 @@ Result<bool> Host::runUntilIdle() {
                        "the engine is driven by runForever or the Host's thread; it needs no "
                        "runUntilIdle");
     }
+    uint64_t seen = state_->progressSoFar();
     std::unique_lock driver(state_->driverMutex, std::try_to_lock);
     if (!driver) {
-      state_->awaitProgress(std::chrono::steady_clock::now() + kWaitSlice);
+      state_->awaitProgress(seen, std::chrono::steady_clock::time_point::max());
       continue;
     }
     Result<bool> stepped = state_->lockedStep();
