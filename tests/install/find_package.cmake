@@ -63,3 +63,6 @@ if(NOT outputs STREQUAL [[{"message":"Dear Bea","vip":false}]])
 endif()
 run_step("installed kotoba-vm" ${prefix}/bin/kotoba-vm --help)
 message(STATUS "find_package test: installed to ${prefix}, built and ran the sample")
+# The prefix holds a few hundred MB of static libraries with debug information; a failed
+# test leaves it for a look, a passing one does not.
+file(REMOVE_RECURSE ${KOTOBA_WORK_DIR})
