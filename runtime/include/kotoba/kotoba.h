@@ -12,7 +12,9 @@
 //
 // Threading: a Host is safe to use from many threads at once. Calls that touch the engine's
 // in-memory state take one lock for their duration; reads of history go straight to the
-// store. Activities run on the engine's executor threads, never on the caller's.
+// store. Activities run on the engine's executor threads, never on the caller's. One thread
+// at a time drives the engine (steps it and sleeps until there is work); callers of wait()
+// that find another thread driving wait for the progress it reports.
 //
 // The runtime's own types (runtime::Engine, runtime::Store, ...) stay reachable for hosts
 // that need more than this facade: Host::store(), Host::activities(), Host::clock().
@@ -71,7 +73,8 @@ inline constexpr std::string_view UnwritableFile = "UnwritableFile";
 inline constexpr std::string_view InvalidModule = "InvalidModule";
 // An activity or predicate name is registered already; the first registration stays.
 inline constexpr std::string_view AlreadyRegistered = "AlreadyRegistered";
-// runForever or startThread while another driving loop of the same Host is running.
+// runForever or startThread while another driving loop of the same Host is running, or
+// runUntilIdle while one is.
 inline constexpr std::string_view AlreadyDriving = "AlreadyDriving";
 // wait() gave up after its timeout; the run goes on.
 inline constexpr std::string_view WaitTimedOut = "WaitTimedOut";
