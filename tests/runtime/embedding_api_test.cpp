@@ -364,6 +364,8 @@ TEST_CASE("the Host's thread drives runs that other threads start, signal and wa
   CHECK(fixture.host->driving());
   CHECK(fixture.host->startThread().error().type == host_errors::AlreadyDriving);
   CHECK(fixture.host->runForever().error().type == host_errors::AlreadyDriving);
+  CHECK(fixture.host->runUntilIdle().error().type == host_errors::AlreadyDriving);
+  CHECK(fixture.host->step().ok()); // redundant next to the loop, but harmless
 
   constexpr int kThreads = 4;
   constexpr int kRunsEach = 3;
