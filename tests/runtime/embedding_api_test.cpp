@@ -4,6 +4,7 @@
 #include <kotoba/kotoba.h>
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <filesystem>
@@ -39,6 +40,11 @@ struct Folder {
     return (path / name).string();
   }
 };
+
+// The message of a failed result, for REQUIRE_MESSAGE (which may print it on success too).
+template <typename T> std::string failureText(const Result<T> &result) {
+  return result.ok() ? std::string() : result.error().message;
+}
 
 Value json(const std::string &text) {
   Result<Value> parsed = parseJson(text);
@@ -92,12 +98,12 @@ struct Fixture {
       options.clock = ClockKind::Virtual;
     }
     Result<std::unique_ptr<Host>> opened = Host::open(options);
-    REQUIRE_MESSAGE(opened.ok(), opened.error().message);
+    REQUIRE_MESSAGE(opened.ok(), failureText(opened));
     host = std::move(opened).value();
     REQUIRE(host->registerActivity("say", say).ok());
     REQUIRE(host->registerPredicate("formal", [](const Value &) { return true; }).ok());
     Result<vm::Module> module = compileFile(folder.file("workflow.kotoba", source));
-    REQUIRE_MESSAGE(module.ok(), module.error().message);
+    REQUIRE_MESSAGE(module.ok(), failureText(module));
     Result<std::string> added = host->addModule(module.value());
     REQUIRE(added.ok());
     hash = added.value();
@@ -105,7 +111,7 @@ struct Fixture {
 
   [[nodiscard]] std::string start(const std::string &inputs = R"({"name": "Ann"})") {
     Result<std::string> runId = host->start(hash, json(inputs));
-    REQUIRE_MESSAGE(runId.ok(), runId.error().message);
+    REQUIRE_MESSAGE(runId.ok(), failureText(runId));
     return runId.value();
   }
 };
@@ -445,6 +451,38 @@ TEST_CASE("a stop() that comes before runForever starts ends it at once, and onl
   CHECK_FALSE(fixture.host->driving());
 }
 
+TEST_CASE("a store failure ends the Host's thread and threadError() says why") {
+  Folder folder;
+  HostOptions options;
+  options.storePath = folder / "kotoba.db";
+  options.clock = ClockKind::Virtual;
+  options.checkpointEvery = 0; // so that loading the run reads its whole history
+  {
+    Fixture fixture(kSignals, options);
+    (void)fixture.start("{}");
+    REQUIRE(fixture.host->runUntilIdle().ok());
+  }
+  // Damage the history behind the store's back, as a failing disk might.
+  sqlite3 *database = nullptr;
+  REQUIRE(sqlite3_open(options.storePath.c_str(), &database) == SQLITE_OK);
+  CHECK(sqlite3_exec(database, "UPDATE events SET payload = '{not json'", nullptr, nullptr,
+                     nullptr) == SQLITE_OK);
+  sqlite3_close(database);
+
+  Result<std::unique_ptr<Host>> reopened = Host::open(options);
+  REQUIRE(reopened.ok());
+  Host &host = *reopened.value();
+  REQUIRE(host.startThread().ok());
+  for (int poll = 0; poll < 500 && host.driving(); ++poll) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK_FALSE(host.driving());
+  std::optional<WorkflowError> error = host.threadError();
+  REQUIRE(error);
+  CHECK(error->type == runtime::engine_errors::StoreFailure);
+  CHECK(error->message.find("kotoba.db") != std::string::npos);
+}
+
 TEST_CASE("wait gives up after its timeout with a real clock, and the run goes on") {
   Folder folder;
   HostOptions options;
@@ -563,11 +601,11 @@ TEST_CASE("the standard activities run only once the host installs them") {
       host.value()->registerStandardActivities();
     }
     Result<vm::Module> module = compileFile(folder.file("sql.kotoba", source));
-    REQUIRE_MESSAGE(module.ok(), module.error().message);
+    REQUIRE_MESSAGE(module.ok(), failureText(module));
     Result<std::string> hash = host.value()->addModule(module.value());
     REQUIRE(hash.ok());
     Result<std::string> runId = host.value()->start(hash.value(), Value(Object()));
-    REQUIRE_MESSAGE(runId.ok(), runId.error().message);
+    REQUIRE_MESSAGE(runId.ok(), failureText(runId));
     Result<RunOutcome> outcome = host.value()->wait(runId.value(), 20s);
     REQUIRE(outcome.ok());
     return outcome.value();
