@@ -121,7 +121,8 @@ struct HostOptions {
   std::string storePath = ":memory:";
   Durability durability = Durability::Normal;
   ClockKind clock = ClockKind::Real;
-  // Threads that run activities; 0 picks the hardware concurrency.
+  // Threads that run activities; 0 picks the executor's default (a few per hardware
+  // thread, since activities mostly wait on I/O).
   size_t executorThreads = 0;
   // Where relative paths in activity implementations (a process `command`) resolve from;
   // empty means the working directory.
