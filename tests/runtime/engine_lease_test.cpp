@@ -6,7 +6,9 @@
 
 #include "kotoba/runtime/checkpoint.h"
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 using namespace kotoba;
@@ -141,6 +143,16 @@ TEST_CASE("an activity that finishes after its run was taken over is not recorde
     return Result<Value>(input);
   }));
   Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
+  auto open = [&] {
+    std::lock_guard lock(mutex);
+    release = true;
+    changed.notify_all();
+  };
+  // Lets the attempt finish however the test ends, or the engine's shutdown would wait on it.
+  struct OpenAtExit {
+    std::function<void()> open;
+    ~OpenAtExit() { open(); }
+  } openAtExit{open};
   auto hash = stalled.addModule(compileWorkflow(kApproval));
   REQUIRE(hash.ok());
   auto started = stalled.start(startRequest(hash.value()));
@@ -161,11 +173,7 @@ TEST_CASE("an activity that finishes after its run was taken over is not recorde
 
   clock.advanceBy(kLeaseMs * 5);
   takeOver(*temp.store, runId, "engine-b", clock.nowMs());
-  {
-    std::lock_guard lock(mutex);
-    release = true;
-  }
-  changed.notify_all();
+  open();
   // The outcome reaches engine A's queue; draining it must not append the completion.
   for (int i = 0; i < 200 && history(*temp.store, runId).size() == recorded; ++i) {
     REQUIRE(stalled.step().ok());
@@ -175,6 +183,61 @@ TEST_CASE("an activity that finishes after its run was taken over is not recorde
     CHECK(event.type != EventType::ActivityCompleted);
   }
   CHECK(history(*temp.store, runId).size() == recorded);
+}
+
+TEST_CASE("an attempt that outlives its task claim is not started a second time") {
+  TemporaryStore temp;
+  VirtualClock clock(kStartMs);
+  ActivityRegistry registry;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<int> calls{0}; // changed under `mutex`, read without it by the stepping loop
+  bool release = false;
+  REQUIRE_FALSE(registry.bindFunction("prepare", [&](const Value &input, ActivityContext &) {
+    std::unique_lock lock(mutex);
+    ++calls;
+    changed.notify_all();
+    changed.wait(lock, [&] { return release; });
+    return Result<Value>(input);
+  }));
+  Engine engine(*temp.store, registry, clock, ownedBy("engine-a"));
+  auto open = [&] {
+    std::lock_guard lock(mutex);
+    release = true;
+    changed.notify_all();
+  };
+  // Lets the attempt finish however the test ends, or the engine's shutdown would wait on it.
+  struct OpenAtExit {
+    std::function<void()> open;
+    ~OpenAtExit() { open(); }
+  } openAtExit{open};
+  auto hash = engine.addModule(compileWorkflow(kApproval));
+  REQUIRE(hash.ok());
+  auto started = engine.start(startRequest(hash.value()));
+  REQUIRE(started.ok());
+  const std::string runId = started.value();
+  for (int i = 0; i < 100 && calls == 0; ++i) {
+    REQUIRE(engine.step().ok());
+  }
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return calls == 1; }));
+  }
+  // Ten claims' worth of time passes while the attempt runs; the engine keeps stepping.
+  for (int i = 0; i < 40; ++i) {
+    clock.advanceBy(kLeaseMs / 4);
+    REQUIRE(engine.step().ok());
+  }
+  auto task = temp.store->query(
+      [&](const StoreReader &reader) { return reader.availableTasks(clock.nowMs(), 10); });
+  REQUIRE(task.ok());
+  CHECK(task.value().empty()); // the claim is alive, so no other engine starts it either
+  open();
+  auto waiting = engine.runToCompletion(runId);
+  REQUIRE(waiting.ok());
+  CHECK(waiting.value().status == RunStatus::Running); // at the signal wait
+  std::lock_guard lock(mutex);
+  CHECK(calls == 1);
 }
 
 TEST_CASE("replay of an ended run refuses a module that issues commands past its end") {
