@@ -66,6 +66,12 @@ struct ListOptions {
   size_t limit = 1000;
 };
 
+// `purge --status S... --older-than DURATION`.
+struct PurgeOptions {
+  std::vector<std::string> statuses; // as typed; each must name a final status
+  std::string olderThan;             // an ISO 8601 duration (or the short form)
+};
+
 [[nodiscard]] int runCommand(const GlobalOptions &global, const RunOptions &options);
 [[nodiscard]] int workerCommand(const GlobalOptions &global, const WorkerOptions &options);
 [[nodiscard]] int resumeCommand(const GlobalOptions &global, const ResumeOptions &options);
@@ -78,5 +84,7 @@ struct ListOptions {
 [[nodiscard]] int listCommand(const GlobalOptions &global, const ListOptions &options);
 [[nodiscard]] int showCommand(const GlobalOptions &global, const std::string &runId);
 [[nodiscard]] int historyCommand(const GlobalOptions &global, const std::string &runId);
+
+[[nodiscard]] int purgeCommand(const GlobalOptions &global, const PurgeOptions &options);
 
 } // namespace kotoba::cli

@@ -257,6 +257,9 @@ Value exportValue(const ExportedRun &exported) {
   runJson.appendNew("outputs", run.outputs.value_or(Value()));
   runJson.appendNew("error", run.error.value_or(Value()));
   runJson.appendNew("last_seq", Value(run.lastSeq));
+  // runs.host: the directory and --bind bindings the run's activities resolve with; null
+  // when the starter gave none.
+  runJson.appendNew("host", run.host);
 
   Array events;
   events.reserve(exported.events.size());
@@ -307,6 +310,13 @@ CliResult<ExportedRun> readExport(const std::string &path) {
   }
   record.inputs = fields.get(run, "inputs", "run.");
   record.lastSeq = fields.integer(run, "last_seq", "run.");
+  // Exports written before `host` was added have none: the same as a run that stored none.
+  if (const Value *host = run.isObject() ? run.asObject().find("host") : nullptr) {
+    if (!host->isNull() && !host->isObject()) {
+      fields.fail("run.host must be an object or null, found " + describeValue(*host));
+    }
+    record.host = *host;
+  }
   exported.moduleHash = fields.text(root, "module_hash", "");
   std::string moduleHex = fields.text(root, "module_kbc_hex", "");
   std::optional<std::vector<uint8_t>> moduleBytes = fromHex(moduleHex);

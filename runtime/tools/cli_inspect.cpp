@@ -59,23 +59,6 @@ void printTable(const std::vector<std::vector<std::string>> &rows) {
   std::cout.flush();
 }
 
-CliResult<RunStatus> parseStatus(const std::string &text) {
-  std::string upper = text;
-  std::transform(upper.begin(), upper.end(), upper.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  std::replace(upper.begin(), upper.end(), '-', '_');
-  if (std::optional<RunStatus> status = runtime::runStatusFromName(upper)) {
-    return *status;
-  }
-  std::string known;
-  for (RunStatus status : {RunStatus::Running, RunStatus::Compensating, RunStatus::Completed,
-                           RunStatus::Failed, RunStatus::Cancelled, RunStatus::TimedOut,
-                           RunStatus::Terminated, RunStatus::ContinuedAsNew, RunStatus::Blocked}) {
-    known += (known.empty() ? "" : ", ") + std::string(runtime::runStatusName(status));
-  }
-  return usageFailure("--status " + text + ": no such status; use one of " + known);
-}
-
 Value optionalString(const std::optional<std::string> &text) {
   return text ? Value(*text) : Value(nullptr);
 }

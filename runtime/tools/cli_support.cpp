@@ -8,6 +8,8 @@
 #include "kotoba/vm/builtins.h"
 #include "kotoba/vm/json.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -274,6 +276,24 @@ std::string absoluteDirectory(const std::string &path) {
     normal = normal.parent_path();
   }
   return normal.string();
+}
+
+CliResult<runtime::RunStatus> parseStatus(const std::string &text) {
+  std::string upper = text;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::replace(upper.begin(), upper.end(), '-', '_');
+  if (std::optional<runtime::RunStatus> status = runtime::runStatusFromName(upper)) {
+    return *status;
+  }
+  using runtime::RunStatus;
+  std::string known;
+  for (RunStatus status : {RunStatus::Running, RunStatus::Compensating, RunStatus::Completed,
+                           RunStatus::Failed, RunStatus::Cancelled, RunStatus::TimedOut,
+                           RunStatus::Terminated, RunStatus::ContinuedAsNew, RunStatus::Blocked}) {
+    known += (known.empty() ? "" : ", ") + std::string(runtime::runStatusName(status));
+  }
+  return usageFailure("--status " + text + ": no such status; use one of " + known);
 }
 
 int64_t wallClockMs() {

@@ -1,8 +1,8 @@
 // kotoba-vm: the Kotoba runtime's command line (runtime.md section 9). `run` starts a workflow
 // and drives it to its end, `worker` drives every run in a store, `signal`, `emit`,
-// `cancel` and `terminate` hand runs outside inputs, and `list`, `show` and `history` look at
-// the store. This file only declares the command line and dispatches; each command lives in
-// a cli_*.cpp file, and docs/cli.md is the reference.
+// `cancel` and `terminate` hand runs outside inputs, `list`, `show` and `history` look at
+// the store, and `purge` deletes finished runs. This file only declares the command line
+// and dispatches; each command lives in a cli_*.cpp file, and docs/cli.md is the reference.
 #include "cli_commands.h"
 #include "cli_durable.h"
 #include "cli_support.h"
@@ -126,6 +126,19 @@ int main(int argc, char **argv) {
       app.add_subcommand("history", "print a run's events in order (--json: as an array)");
   historyApp->add_option("run", historyRun, "the run id")->required();
 
+  kotoba::cli::PurgeOptions purge;
+  CLI::App *purgeApp = app.add_subcommand(
+      "purge", "delete finished runs older than a limit, and the modules no run refers to");
+  purgeApp
+      ->add_option("--status", purge.statuses,
+                   "only runs that ended with this final status (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
+  purgeApp
+      ->add_option("--older-than", purge.olderThan,
+                   "only runs that finished longer ago than this: P30D, PT1H, ...")
+      ->required();
+
   // export, replay, verify, state and resume --upgrade (cli_durable.cpp).
   kotoba::cli::DurableCommands durable;
   kotoba::cli::addDurableCommands(app, *resumeApp, resume, durable);
@@ -171,6 +184,9 @@ int main(int argc, char **argv) {
   }
   if (*historyApp) {
     return kotoba::cli::historyCommand(global, historyRun);
+  }
+  if (*purgeApp) {
+    return kotoba::cli::purgeCommand(global, purge);
   }
   return static_cast<int>(ExitCode::Usage);
 }

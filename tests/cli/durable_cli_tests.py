@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End-to-end tests of the kotoba-vm commands about histories: export, replay, verify,
-state and resume --upgrade (docs/durability.md). Each test runs the real binaries in a
+state and resume --upgrade (docs/durability.md), and purge (docs/cli.md). Each test runs the real binaries in a
 temporary directory, with process activities it writes, and asserts the exit code and
 output of every command.
 
@@ -99,6 +99,11 @@ def test_export_and_replay_of_a_clean_run_pass(sandbox):
     check(body["kotoba_export"] == 1 and body["run"]["run_id"] == run_id and
           len(body["events"]) == 10 and body["events"][0]["type"] == "WorkflowStarted" and
           len(body["module_hash"]) == 64 and body["module_kbc_hex"], body.keys())
+    # The run's directory and --bind bindings come along (runs.host).
+    host = body["run"]["host"]
+    check(host["base_directory"] == os.path.realpath(sandbox.dir) and
+          sorted(binding["name"] for binding in host["bindings"]) == ["label", "pack", "weigh"],
+          host)
 
     # Offline: the file alone is enough, even without the store.
     os.remove(os.path.join(sandbox.dir, "kotoba.db"))
@@ -106,6 +111,10 @@ def test_export_and_replay_of_a_clean_run_pass(sandbox):
     result.expect(EXIT_COMPLETED, stderr_empty=True)
     result.expect_stdout(rf"^OK: run {run_id} \(ship\) replays on module [0-9a-f]{{64}}: "
                          r"10 events$")
+    # An export written before `host` existed still replays.
+    del body["run"]["host"]
+    sandbox.write("old-export.json", json.dumps(body))
+    sandbox.vm("replay", "old-export.json").expect(EXIT_COMPLETED, stderr_empty=True)
     # Against the same workflow compiled again: the same module, so the same answer.
     sandbox.write("ship.kotoba", SHIP)
     result = sandbox.vm("--json", "replay", "ship-export.json", "--module", "ship.kotoba")
@@ -295,6 +304,103 @@ def test_resume_upgrade_unblocks_a_blocked_run_with_a_module_its_history_replays
           details["error"] is None, details)
     check(len(sandbox.called("prepare")) == 2 and sandbox.called("check") == [{}],
           sandbox.calls())
+
+
+def count_rows(sandbox, sql, *args):
+    database = sqlite3.connect(os.path.join(sandbox.dir, "kotoba.db"))
+    (count,) = database.execute(sql, args).fetchone()
+    database.close()
+    return count
+
+
+def test_purge_deletes_old_finished_runs_with_their_history_and_unused_modules(sandbox):
+    # Old: a completed ship run, a failed ship run and a completed run of a workflow only it
+    # used. Kept: a recent completed ship run and a run still waiting for a signal.
+    old_completed = run_ship(sandbox)
+    failing = [sandbox.activity("pack", error={"type": "OutOfBoxes", "message": "none left",
+                                               "retryable": False}),
+               sandbox.activity("label", result="{'text': 'x'}")]
+    result = sandbox.vm("--json", "run", "ship.kotoba", "--clock", "virtual", "--input",
+                        '{"item": "box"}', *failing)
+    old_failed = result.expect(cli.EXIT_RUN_FAILED).json()["run_id"]
+    sandbox.write("approval.kotoba", APPROVAL)
+    approval = [sandbox.activity("prepare", result="{'ready': True}")]
+    result = sandbox.vm("--json", "run", "approval.kotoba", "--clock", "virtual", *approval)
+    running = result.expect(EXIT_COMPLETED).json()["run_id"]
+    sandbox.write("once.kotoba", SHIP.replace('id: "ship"', 'id: "once"'))
+    result = sandbox.vm("--json", "run", "once.kotoba", "--clock", "virtual", "--input",
+                        '{"item": "box"}', *ship_bindings(sandbox))
+    old_once = result.expect(EXIT_COMPLETED).json()["run_id"]
+    recent = run_ship(sandbox)
+    once_module = cli.show(sandbox, old_once)["module_hash"]
+    ship_module = cli.show(sandbox, recent)["module_hash"]
+
+    # Forty days ago, for the old ones and for the running run's start.
+    forty_days_ms = 40 * 86_400_000
+    database = sqlite3.connect(os.path.join(sandbox.dir, "kotoba.db"))
+    with database:
+        for run_id in (old_completed, old_failed, old_once):
+            database.execute("UPDATE runs SET finished_ms = finished_ms - ? WHERE id = ?",
+                             (forty_days_ms, run_id))
+        database.execute("UPDATE runs SET created_ms = created_ms - ? WHERE id = ?",
+                         (forty_days_ms, running))
+    database.close()
+    old_events = count_rows(sandbox, "SELECT count(*) FROM events WHERE run_id IN (?, ?)",
+                            old_completed, old_once)
+    old_checkpoints = count_rows(
+        sandbox, "SELECT count(*) FROM checkpoints WHERE run_id IN (?, ?)", old_completed,
+        old_once)
+
+    # Mistakes change nothing and exit 2.
+    sandbox.vm("purge", "--status", "running", "--older-than", "P30D").expect(
+        EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"--status running: RUNNING runs have not finished and are never purged; name a final "
+        r"status")
+    sandbox.vm("purge", "--status", "done", "--older-than", "P30D").expect(
+        EXIT_USAGE, stdout_empty=True).expect_stderr(r"--status done: no such status; use one of")
+    sandbox.vm("purge", "--status", "completed", "--older-than", "P1M").expect(
+        EXIT_USAGE, stdout_empty=True).expect_stderr(r"--older-than: .*P1M.*use days")
+    sandbox.vm("purge", "--status", "completed").expect(EXIT_USAGE, stdout_empty=True)
+    check(count_rows(sandbox, "SELECT count(*) FROM runs") == 5, "a refused purge deleted runs")
+
+    # A limit older than every run purges nothing.
+    body = sandbox.vm("--json", "purge", "--status", "completed", "--older-than", "P60D").expect(
+        EXIT_COMPLETED, stderr_empty=True).json()
+    check((body["runs"], body["events"], body["modules"]) == (0, 0, 0), body)
+
+    body = sandbox.vm("--json", "purge", "--status", "COMPLETED", "--older-than", "P30D").expect(
+        EXIT_COMPLETED, stderr_empty=True).json()
+    check(body["statuses"] == ["COMPLETED"] and body["runs"] == 2 and
+          body["events"] == old_events and body["checkpoints"] == old_checkpoints and
+          body["modules"] == 1, body)
+    for run_id in (old_completed, old_once):
+        sandbox.vm("show", run_id).expect(EXIT_USAGE).expect_stderr(r"no run has id")
+        check(count_rows(sandbox, "SELECT count(*) FROM events WHERE run_id = ?", run_id) == 0,
+              f"events of {run_id} were left")
+    modules = count_rows(sandbox, "SELECT count(*) FROM modules WHERE hash = ?", once_module)
+    check(modules == 0, "the module no run refers to was left")
+    check(count_rows(sandbox, "SELECT count(*) FROM modules WHERE hash = ?", ship_module) == 1,
+          "a module that runs still use was deleted")
+
+    # The failed one goes with its own status; the rest stay, whole.
+    check(cli.show(sandbox, old_failed)["status"] == "FAILED", "the failed run went too early")
+    result = sandbox.vm("purge", "--status", "failed", "--status", "cancelled",
+                        "--older-than", "PT1H")
+    result.expect(EXIT_COMPLETED, stderr_empty=True).expect_stdout(
+        r"^purged 1 run \(\d+ events, \d+ checkpoints?\) and 0 unused modules that finished "
+        r"before \d{4}-")
+    listed = sandbox.vm("--json", "list").expect(EXIT_COMPLETED).json()
+    check(sorted(run["run_id"] for run in listed) == sorted([running, recent]), listed)
+    for run_id in (running, recent):
+        sandbox.vm("verify", run_id).expect(EXIT_COMPLETED, stderr_empty=True)
+    sandbox.vm("signal", running, "approve", '{"by": "ann"}').expect(EXIT_COMPLETED)
+    result = sandbox.vm("resume", running, "--clock", "virtual", *approval)
+    check(result.expect(EXIT_COMPLETED).json()["by"] == "ann", result.describe())
+
+    # Without a store there is nothing to purge, and none is created.
+    body = sandbox.vm("--db", "none.db", "--json", "purge", "--status", "completed",
+                      "--older-than", "P1D").expect(EXIT_COMPLETED).json()
+    check(body["runs"] == 0 and not os.path.exists(os.path.join(sandbox.dir, "none.db")), body)
 
 
 # --- the runner (shared with run_cli_tests.py) -------------------------------------
