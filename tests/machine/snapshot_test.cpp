@@ -276,6 +276,16 @@ TEST_CASE("restored parallels and foreach loops resolve exactly like the origina
     scenario.setup = [](Harness &harness) { harness.activities["b"] = failing("Broken"); };
     checkScenario(scenario, RunStatus::Failed);
   }
+  SUBCASE("all, with a cancelled branch compensating its own saga before the failure") {
+    Scenario scenario{R"({ workflow: { id: "w", strategy: { op: "parallel", branches: [
+      { op: "saga", main_flow: { op: "seq", strategies: [
+          { op: "activity", activity_ref: "book", compensate: { activity_ref: "unbook" } },
+          { op: "activity", activity_ref: "hold", compensate: { activity_ref: "unhold" } },
+          { op: "wait", signal: "go" } ] } },
+      { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
+                                { op: "fail", error: "Boom" }] } ] } } })"};
+    checkScenario(scenario, RunStatus::Failed);
+  }
   SUBCASE("any") {
     Scenario scenario{threeBranches("any")};
     scenario.setup = [](Harness &harness) {

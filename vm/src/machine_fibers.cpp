@@ -45,6 +45,37 @@ bool typeMatches(const std::vector<std::string> &types, const std::string &type)
   return false;
 }
 
+// Whether a branch being cancelled has something its own sagas must undo: compensations
+// registered with one of its open sagas, or an attempted step in flight whose handler
+// registers one with such a saga. Only then does the branch unwind instead of vanishing, so
+// histories without such a cancellation replay with the commands they always had.
+bool hasCompensationsToRun(const Module &module, const Fiber &fiber) {
+  if (fiber.compensating) {
+    return false; // compensation code itself runs to its end (or is dropped) as before
+  }
+  bool openSaga = false;
+  for (const Frame &frame : fiber.frames) {
+    if (frame.kind == Frame::Kind::Saga && !frame.failed) {
+      openSaga = true;
+      if (!frame.compensations.empty()) {
+        return true;
+      }
+    }
+  }
+  return openSaga && fiber.state == FiberState::WaitingCommand && !fiber.frames.empty() &&
+         registersAttempted(module, fiber.frames.back());
+}
+
+// Members of a decided join that were cancelled but still unwind through their sagas'
+// compensations: the join delivers its outcome once none is left.
+size_t unwindingMembers(const Join &join, const std::map<FiberId, Fiber> &fibers) {
+  size_t count = 0;
+  for (const Slot &slot : join.slots) {
+    count += slot.state == SlotState::Cancelled && fibers.count(slot.fiber) != 0;
+  }
+  return count;
+}
+
 Value settled(const Slot &slot) {
   Object object;
   if (slot.state == SlotState::Completed) {
@@ -166,7 +197,9 @@ void MachineState::finishFiber(Fiber &fiber) {
 
 void MachineState::onMemberFinished(Join &join, uint32_t joinId, Fiber &member) {
   Slot &slot = join.slots[member.slot];
-  if (member.state == FiberState::Done) {
+  if (slot.state == SlotState::Cancelled) {
+    // A cancelled branch that has finished compensating: the join was decided without it.
+  } else if (member.state == FiberState::Done) {
     slot.state = SlotState::Completed;
     slot.value = member.registers.empty() ? Value() : member.registers.front();
   } else {
@@ -308,7 +341,13 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
   }
 
   join.finished = true;
-  cancelRunningSlots(join);
+  cancelRunningSlots(join, /*unwindSagas=*/true);
+  if (unwindingMembers(join, fibers) > 0) {
+    // Cancelled branches compensate first (docs/language-decisions.md); the last one to end
+    // calls resolveJoin again, which decides the same outcome from the same slots.
+    join.finished = false;
+    return;
+  }
   FiberId ownerId = join.owner;
   uint32_t target = join.targetRegister;
   if (join.kind == JoinKind::Compensation && --activeCompensations == 0 && !isFinal(status)) {
@@ -327,12 +366,14 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
   }
 }
 
-void MachineState::cancelRunningSlots(Join &join) {
+void MachineState::cancelRunningSlots(Join &join, bool unwindSagas) {
   for (Slot &slot : join.slots) {
-    if (slot.state == SlotState::Running) {
+    bool unwinding = slot.state == SlotState::Cancelled && fibers.count(slot.fiber) != 0;
+    if (slot.state == SlotState::Running || (unwinding && !unwindSagas)) {
+      // A join given up on as a whole (its owner is cancelled) drops even the members that
+      // were unwinding: nothing would wait for them.
       auto found = fibers.find(slot.fiber);
-      if (found != fibers.end()) {
-        cancelFiber(found->second);
+      if (found != fibers.end() && !cancelFiber(found->second, unwindSagas && !unwinding)) {
         fibers.erase(slot.fiber);
       }
       slot.state = SlotState::Cancelled;
@@ -342,11 +383,37 @@ void MachineState::cancelRunningSlots(Join &join) {
   }
 }
 
-void MachineState::cancelFiber(Fiber &fiber) {
-  // TODO(#4): a saga inside the cancelled fiber does not compensate: its frame, with the
-  // compensations its completed steps registered, is dropped with the fiber. Only attempted
-  // steps in flight register (with the innermost saga still open, which may be that one).
+bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
   ready.erase(fiber.id);
+  if (unwindSagas && hasCompensationsToRun(*module, fiber)) {
+    // The branch fails with Cancelled where it waits: try regions let it pass (only an
+    // attempted step's region registers on the way), and its sagas compensate newest first
+    // as for any failing main flow (language.md: "including by cancellation").
+    if (fiber.state == FiberState::WaitingCommand) {
+      pending.erase(fiber.command);
+      Command cancel;
+      cancel.kind = CommandKind::Cancel;
+      cancel.fiber = fiber.id;
+      cancel.target = fiber.command;
+      emit(std::move(cancel));
+      fiber.command = 0;
+    } else if (fiber.state == FiberState::WaitingJoin) {
+      auto found = joins.find(fiber.join);
+      if (found != joins.end()) {
+        found->second.finished = true;
+        // TODO(#4): sagas inside a nested parallel of the cancelled branch still drop their
+        // compensations; only the branch's own sagas unwind.
+        cancelRunningSlots(found->second, /*unwindSagas=*/false);
+        joins.erase(found);
+      }
+      fiber.join = 0;
+    }
+    fiber.state = FiberState::Ready;
+    raise(fiber, located(makeError(kCancelledError, "the branch was cancelled"), fiber));
+    assert(fiber.state == FiberState::Ready &&
+           "a branch with an open saga stops at the saga's handler when cancelled");
+    return true;
+  }
   if (fiber.state == FiberState::WaitingCommand) {
     pending.erase(fiber.command);
     Command cancel;
@@ -359,7 +426,7 @@ void MachineState::cancelFiber(Fiber &fiber) {
     auto found = joins.find(fiber.join);
     if (found != joins.end()) {
       found->second.finished = true;
-      cancelRunningSlots(found->second);
+      cancelRunningSlots(found->second, /*unwindSagas=*/false);
       joins.erase(found);
     }
   }
@@ -370,6 +437,7 @@ void MachineState::cancelFiber(Fiber &fiber) {
     }
   }
   fiber.state = FiberState::Cancelled;
+  return false;
 }
 
 void MachineState::registerAttemptedOnCancel(Fiber &fiber) {

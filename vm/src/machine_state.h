@@ -149,9 +149,12 @@ public:
   void finishFiber(Fiber &fiber);
   void onMemberFinished(Join &join, uint32_t joinId, Fiber &member);
   void resolveJoin(Join &join, uint32_t joinId);
-  void cancelFiber(Fiber &fiber);
+  // Cancels a branch. With unwindSagas, a branch whose own sagas have compensations to run
+  // raises Cancelled instead and stays (true is returned): its sagas compensate and the
+  // join waits for it. Otherwise the fiber is done with (false) and the caller erases it.
+  [[nodiscard]] bool cancelFiber(Fiber &fiber, bool unwindSagas);
   void registerAttemptedOnCancel(Fiber &fiber);
-  void cancelRunningSlots(Join &join);
+  void cancelRunningSlots(Join &join, bool unwindSagas);
   void startForeachIterations(Join &join, uint32_t joinId);
   void startNextCompensation(Join &join, uint32_t joinId);
   void registerCompensation(Fiber &fiber, CompensationRecord record);
