@@ -29,8 +29,8 @@ bool checkProgram(Compilation &compilation, const std::string &path, const Check
   std::string message;
   std::optional<FileId> file = compilation.sources.loadFile(path, message);
   if (!file) {
-    compilation.diagnostics.report(DiagnosticKind::UnreadableFile, SourceRange{},
-                                   fmt::format("cannot read '{}': {}", path, message));
+    // loadFile's message already names the file and the reason.
+    compilation.diagnostics.report(DiagnosticKind::UnreadableFile, SourceRange{}, message);
     return false;
   }
   Checker checker(compilation, options);
