@@ -3,6 +3,7 @@
 #include "engine_internal.h"
 
 #include "kotoba/runtime/activity_binding.h"
+#include "kotoba/runtime/owner_identity.h"
 #include "kotoba/vm/json.h"
 #include "kotoba/vm/module_format.h"
 #include "kotoba/vm/type_check.h"
@@ -60,8 +61,11 @@ std::string newRunId() {
 
 namespace {
 
+// With the process token, so that another process can take this one's runs over at once
+// should it die (docs/durability.md, Leases).
 std::string defaultOwner() {
-  return fmt::format("engine-{}-{}", static_cast<long>(::getpid()), newRunId().substr(0, 8));
+  return ownerWithProcessToken(
+      fmt::format("engine-{}-{}", static_cast<long>(::getpid()), newRunId().substr(0, 8)));
 }
 
 // Every problem with a run's inputs at once, and the inputs with defaults applied.

@@ -101,6 +101,11 @@ struct Engine::Impl {
   // Waits for something to become ready; false when nothing ever will (idle for good).
   bool waitForWork(bool stopWhenOnlyExternal);
 
+  // ---- engine_owners.cpp ----
+  // Gives up the leases and claims of owners proved dead (owner_identity.h), at most once per
+  // interval, so that adoptRuns takes their runs over without waiting for the expiry.
+  Result<bool> releaseDeadOwners();
+
   [[nodiscard]] int64_t now() const { return clock.nowMs(); }
 
   Store &store;
@@ -122,6 +127,8 @@ struct Engine::Impl {
   // Tasks this engine claimed and runs now, with their claims' expiry: renewed while they
   // run (a claim that lapsed would let startTasks, here or elsewhere, run the attempt twice).
   std::map<std::pair<std::string, int64_t>, int64_t> runningTasks;
+  // When releaseDeadOwners looks next; unset until its first look.
+  std::optional<int64_t> nextOwnerCheckMs;
 };
 
 // ---- engine.cpp helpers ----

@@ -572,6 +572,9 @@ Result<bool> Engine::Impl::startTasks() {
 }
 
 Result<bool> Engine::Impl::adoptRuns() {
+  if (Result<bool> released = releaseDeadOwners(); !released.ok()) {
+    return released;
+  }
   auto unowned = store.query(
       [&](const StoreReader &reader) { return reader.unownedActiveRuns(now(), kBatchLimit); });
   if (!unowned.ok()) {

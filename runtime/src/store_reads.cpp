@@ -301,6 +301,20 @@ StoreResult<std::vector<std::string>> StoreReader::unownedActiveRuns(int64_t now
   });
 }
 
+StoreResult<std::vector<std::string>> StoreReader::leaseOwners(int64_t nowMs) const {
+  Operation operation{connection_, "list the owners of live leases"};
+  StoreResult<Statement> statement = connection_.prepare(
+      operation, "SELECT owner FROM leases WHERE expiry_ms > ?1 "
+                 "UNION SELECT owner FROM tasks WHERE owner IS NOT NULL AND available_ms > ?1");
+  if (!statement.ok()) {
+    return std::move(statement).error();
+  }
+  statement->bind(1, nowMs);
+  return collect<std::string>(operation, *statement, [](const Statement &row) {
+    return StoreResult<std::string>(row.text(0));
+  });
+}
+
 StoreResult<std::vector<EventRecord>> StoreReader::events(std::string_view runId,
                                                           const EventRange &range) const {
   Operation operation{connection_, "read the events of run {}", runId};

@@ -619,6 +619,27 @@ StoreResult<bool> Transaction::releaseLease(std::string_view runId, std::string_
   return released.value() == 1;
 }
 
+StoreResult<int64_t> Transaction::releaseOwner(std::string_view owner) {
+  Operation operation{connection_, "release the leases and claims of {}", owner};
+  StoreResult<int64_t> leases =
+      executeCounting(connection_, operation, "DELETE FROM leases WHERE owner = ?1",
+                      [&](Statement &statement) { statement.bind(1, owner); });
+  if (!leases.ok()) {
+    return leases;
+  }
+  // The task goes back to how addTask left it; its next claim is the same attempt, as after
+  // a claim that lapsed.
+  StoreResult<int64_t> claims = executeCounting(
+      connection_, operation,
+      "UPDATE tasks SET owner = NULL, lease_expiry_ms = NULL, available_ms = due_ms "
+      "WHERE owner = ?1",
+      [&](Statement &statement) { statement.bind(1, owner); });
+  if (!claims.ok()) {
+    return claims;
+  }
+  return leases.value() + claims.value();
+}
+
 StoreStatus Transaction::requireLease(std::string_view runId, std::string_view owner,
                                       int64_t nowMs) {
   Operation operation{connection_, "write run {}", runId};

@@ -2,6 +2,7 @@
 #include "cli_engine.h"
 
 #include "kotoba/runtime/activity_binding.h"
+#include "kotoba/runtime/owner_identity.h"
 #include "kotoba/stdlib/standard_activities.h"
 
 #include <fmt/format.h>
@@ -15,7 +16,8 @@ namespace kotoba::cli {
 namespace {
 
 // Unique per process, and readable in `show` when a lease is held: host, pid and start time
-// (a pid alone is reused).
+// (a pid alone is reused), then the process token by which another kotoba-vm on this machine
+// proves this one dead after a crash and takes its runs over at once (owner_identity.h).
 std::string ownerName() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) {
@@ -24,7 +26,8 @@ std::string ownerName() {
   auto startedMs = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  return fmt::format("kotoba-vm/{}/{}/{}", host, ::getpid(), startedMs);
+  return runtime::ownerWithProcessToken(
+      fmt::format("kotoba-vm/{}/{}/{}", host, ::getpid(), startedMs));
 }
 
 } // namespace

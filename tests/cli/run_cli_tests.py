@@ -862,6 +862,66 @@ def test_a_kbc_resolves_relative_paths_against_its_own_directory(sandbox):
     check(result.json() == {"from": "alpha", "stamp": "kbc"}, result.describe())
 
 
+def wait_for(condition, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_resume_after_sigkill_takes_the_run_over_without_waiting_for_the_lease(sandbox):
+    # The run's owner dies mid activity under the default 30 s lease; on the same machine
+    # its death is provable (docs/durability.md, Leases), so resume starts at once.
+    file = sandbox.workflow("greet.kotoba")
+    bindings = [sandbox.activity("make_greeting", sleep=1.0,
+                                 result="{'text': ('hello ' + inp['name'] + ' ') * inp['times']}"),
+                sandbox.activity("upper", result="{'text': inp['text'].strip().upper()}")]
+    process = subprocess.Popen([sandbox.config.kotoba_vm, "run", file, "--input",
+                                '{"name": "ada", "times": 2}', *bindings], cwd=sandbox.dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: sandbox.called("make_greeting"), 30, "the first activity to start")
+    finally:
+        process.kill()
+        process.communicate()
+    runs = sandbox.vm("list", "--json").expect(EXIT_COMPLETED).json()
+    check(len(runs) == 1 and runs[0]["status"] == "RUNNING", runs)
+    run_id = runs[0]["run_id"]
+    lease = show(sandbox, run_id).get("lease")
+    check(lease and f"/{process.pid}/" in lease["owner"] and "/proc:" in lease["owner"],
+          f"the dead process's lease is not in the store: {lease}")
+
+    result = sandbox.vm("resume", run_id, *bindings)
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == {"greeting": "hello ada hello ada ", "shout": "HELLO ADA HELLO ADA"},
+          result.describe())
+    # The activity takes 1 s; waiting out the lease would take 30 s.
+    check(result.elapsed < 10, f"resume took {result.elapsed:.1f}s\n{result.describe()}")
+    check(sandbox.called("make_greeting") == [{"name": "ada", "times": 2}] * 2, sandbox.calls())
+    check(sandbox.called("upper") == [{"text": "hello ada hello ada "}], sandbox.calls())
+
+
+def test_a_worker_takes_over_the_runs_of_a_killed_worker_at_once(sandbox):
+    file = sandbox.workflow("greet.kotoba")
+    bindings = [sandbox.activity("make_greeting", sleep=1.0,
+                                 result="{'text': ('hello ' + inp['name'] + ' ') * inp['times']}"),
+                sandbox.activity("upper", result="{'text': inp['text'].strip().upper()}")]
+    run_id = detach(sandbox, file, "--input", '{"name": "lin", "times": 1}', *bindings)
+    process = subprocess.Popen([sandbox.config.kotoba_vm, "worker", *bindings], cwd=sandbox.dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: sandbox.called("make_greeting"), 30, "the first activity to start")
+    finally:
+        process.kill()
+        process.communicate()
+    result = sandbox.vm("worker", "--until-idle", *bindings)
+    result.expect(EXIT_COMPLETED)
+    details = show(sandbox, run_id)
+    check(details["status"] == "COMPLETED", details)
+    check(details["outputs"] == {"greeting": "hello lin ", "shout": "HELLO LIN"}, details)
+    check(result.elapsed < 10, f"the worker took {result.elapsed:.1f}s\n{result.describe()}")
+
+
 # --- the runner ------------------------------------------------------------------------
 
 

@@ -138,6 +138,9 @@ public:
   // Whether `owner` holds an unexpired lease on the run at nowMs.
   [[nodiscard]] StoreResult<bool> holdsLease(std::string_view runId, std::string_view owner,
                                              int64_t nowMs) const;
+  // The owners of run leases and task claims unexpired at nowMs, each once: the candidates
+  // an engine checks for owners it can prove dead (owner_identity.h).
+  [[nodiscard]] StoreResult<std::vector<std::string>> leaseOwners(int64_t nowMs) const;
 
   // Recomputes the run's event hash chain and checkpoint hashes from the stored bytes and
   // reports the first link that does not hold (`kotoba-vm verify`).
@@ -227,6 +230,10 @@ public:
   [[nodiscard]] StoreResult<bool> renewLease(std::string_view runId, std::string_view owner,
                                              int64_t expiryMs);
   [[nodiscard]] StoreResult<bool> releaseLease(std::string_view runId, std::string_view owner);
+  // Gives up every run lease and task claim of `owner`, a process the caller has proved dead:
+  // its runs are unowned and its claimed tasks ready (due as before) at once. Returns how
+  // many leases and claims there were.
+  [[nodiscard]] StoreResult<int64_t> releaseOwner(std::string_view owner);
   // A Conflict error unless `owner` holds an unexpired lease on the run: the fence an
   // engine puts first in every transaction that writes a run's history.
   [[nodiscard]] StoreStatus requireLease(std::string_view runId, std::string_view owner,
