@@ -5,26 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 
 using namespace kotoba;
 using namespace kotoba::runtime;
 using namespace kotoba::testing;
 
 namespace {
-
-struct CallLog {
-  std::mutex mutex;
-  std::vector<std::string> calls;
-  void add(std::string call) {
-    std::lock_guard lock(mutex);
-    calls.push_back(std::move(call));
-  }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mutex);
-    return calls;
-  }
-};
 
 struct Fixture {
   TemporaryStore temp;

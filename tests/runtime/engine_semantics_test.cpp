@@ -2,27 +2,12 @@
 // the virtual clock, asserting the order of activity calls and the events recorded.
 #include "engine_support.h"
 
-#include <mutex>
 
 using namespace kotoba;
 using namespace kotoba::runtime;
 using namespace kotoba::testing;
 
 namespace {
-
-// Records every activity call in order; activities run on executor threads.
-struct CallLog {
-  std::mutex mutex;
-  std::vector<std::string> calls;
-  void add(std::string call) {
-    std::lock_guard lock(mutex);
-    calls.push_back(std::move(call));
-  }
-  std::vector<std::string> snapshot() {
-    std::lock_guard lock(mutex);
-    return calls;
-  }
-};
 
 struct Fixture {
   TemporaryStore temp;

@@ -1,5 +1,5 @@
 // Shared pieces of the engine tests: compiling a workflow, a store in a temporary directory,
-// and reading a run's history back.
+// a log of activity calls, and reading a run's history back.
 #pragma once
 
 #include "kotoba/compiler/codegen.h"
@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -49,6 +50,20 @@ struct TemporaryStore {
   ~TemporaryStore() {
     store.reset();
     std::filesystem::remove_all(directory);
+  }
+};
+
+// Records every activity call in order; activities run on executor threads.
+struct CallLog {
+  std::mutex mutex;
+  std::vector<std::string> calls;
+  void add(std::string call) {
+    std::lock_guard lock(mutex);
+    calls.push_back(std::move(call));
+  }
+  std::vector<std::string> snapshot() {
+    std::lock_guard lock(mutex);
+    return calls;
   }
 };
 
