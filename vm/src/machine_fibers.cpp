@@ -189,8 +189,14 @@ void MachineState::finishFiber(Fiber &fiber) {
   }
   uint32_t joinId = *fiber.memberOf;
   auto found = joins.find(joinId);
-  if (found == joins.end() || found->second.finished) {
+  if (found == joins.end()) {
     return; // the join gave up on this member already
+  }
+  if (found->second.finished) {
+    // The join's owner is being cancelled and waits for its cancelled members to finish
+    // compensating: this one has.
+    onAbandonedMemberFinished(found->second, joinId, fiber);
+    return;
   }
   onMemberFinished(found->second, joinId, fiber);
 }
@@ -350,8 +356,8 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
   }
   FiberId ownerId = join.owner;
   uint32_t target = join.targetRegister;
-  if (join.kind == JoinKind::Compensation && --activeCompensations == 0 && !isFinal(status)) {
-    status = RunStatus::Running;
+  if (join.kind == JoinKind::Compensation) {
+    lowerCompensations();
   }
   joins.erase(joinId);
   Fiber &resumed = fibers.at(ownerId);
@@ -385,35 +391,7 @@ void MachineState::cancelRunningSlots(Join &join, bool unwindSagas) {
 
 bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
   ready.erase(fiber.id);
-  if (unwindSagas && hasCompensationsToRun(*module, fiber)) {
-    // The branch fails with Cancelled where it waits: try regions let it pass (only an
-    // attempted step's region registers on the way), and its sagas compensate newest first
-    // as for any failing main flow (language.md: "including by cancellation").
-    if (fiber.state == FiberState::WaitingCommand) {
-      pending.erase(fiber.command);
-      Command cancel;
-      cancel.kind = CommandKind::Cancel;
-      cancel.fiber = fiber.id;
-      cancel.target = fiber.command;
-      emit(std::move(cancel));
-      fiber.command = 0;
-    } else if (fiber.state == FiberState::WaitingJoin) {
-      auto found = joins.find(fiber.join);
-      if (found != joins.end()) {
-        found->second.finished = true;
-        // TODO(#4): sagas inside a nested parallel of the cancelled branch still drop their
-        // compensations; only the branch's own sagas unwind.
-        cancelRunningSlots(found->second, /*unwindSagas=*/false);
-        joins.erase(found);
-      }
-      fiber.join = 0;
-    }
-    fiber.state = FiberState::Ready;
-    raise(fiber, located(makeError(kCancelledError, "the branch was cancelled"), fiber));
-    assert(fiber.state == FiberState::Ready &&
-           "a branch with an open saga stops at the saga's handler when cancelled");
-    return true;
-  }
+  bool unwinds = unwindSagas && hasCompensationsToRun(*module, fiber);
   if (fiber.state == FiberState::WaitingCommand) {
     pending.erase(fiber.command);
     Command cancel;
@@ -421,14 +399,41 @@ bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
     cancel.fiber = fiber.id;
     cancel.target = fiber.command;
     emit(std::move(cancel));
-    registerAttemptedOnCancel(fiber);
+    if (!unwinds) {
+      registerAttemptedOnCancel(fiber);
+    }
+    fiber.command = 0;
   } else if (fiber.state == FiberState::WaitingJoin) {
     auto found = joins.find(fiber.join);
     if (found != joins.end()) {
       found->second.finished = true;
-      cancelRunningSlots(found->second, /*unwindSagas=*/false);
-      joins.erase(found);
+      // Innermost first: the branches of a parallel (or the iterations of a foreach) the
+      // fiber waits on unwind their own sagas before the fiber's cancellation goes on.
+      // Compensation code is not unwound into: it runs to its end or is dropped.
+      bool nested = unwindSagas && !fiber.compensating;
+      cancelRunningSlots(found->second, nested);
+      if (nested && unwindingMembers(found->second, fibers) > 0) {
+        // The join stays, finished, until its last unwinding member has ended
+        // (onAbandonedMemberFinished); the fiber keeps waiting on it meanwhile.
+        return true;
+      }
+      dropJoin(found->first);
     }
+    fiber.join = 0;
+  }
+  return endCancellation(fiber, unwinds);
+}
+
+bool MachineState::endCancellation(Fiber &fiber, bool unwinds) {
+  if (unwinds) {
+    // The branch fails with Cancelled where it waits: try regions let it pass (only an
+    // attempted step's region registers on the way), and its sagas compensate newest first
+    // as for any failing main flow (language.md: "including by cancellation").
+    fiber.state = FiberState::Ready;
+    raise(fiber, located(makeError(kCancelledError, "the branch was cancelled"), fiber));
+    assert(fiber.state == FiberState::Ready &&
+           "a branch with an open saga stops at the saga's handler when cancelled");
+    return true;
   }
   if (fiber.scope != 0 && fiber.memberOf) {
     auto join = joins.find(*fiber.memberOf);
@@ -438,6 +443,44 @@ bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
   }
   fiber.state = FiberState::Cancelled;
   return false;
+}
+
+void MachineState::onAbandonedMemberFinished(Join &join, uint32_t joinId, Fiber &member) {
+  if (join.kind == JoinKind::Foreach && member.scope != 0) {
+    scopes.erase(member.scope);
+  }
+  fibers.erase(member.id);
+  if (unwindingMembers(join, fibers) > 0) {
+    return;
+  }
+  // The last nested branch has compensated: the owner's own cancellation goes on, its
+  // sagas compensating next (innermost first) or, with nothing to undo, it ends at once.
+  FiberId ownerId = join.owner;
+  dropJoin(joinId);
+  Fiber &owner = fibers.at(ownerId);
+  owner.join = 0;
+  if (!endCancellation(owner, hasCompensationsToRun(*module, owner))) {
+    finishFiber(owner); // its slot is Cancelled already: the enclosing join counts it ended
+  }
+}
+
+void MachineState::dropJoin(uint32_t joinId) {
+  auto found = joins.find(joinId);
+  if (found == joins.end()) {
+    return;
+  }
+  if (found->second.kind == JoinKind::Compensation) {
+    // Compensations stopped by a cancel no longer keep the run COMPENSATING.
+    lowerCompensations();
+  }
+  joins.erase(found);
+}
+
+void MachineState::lowerCompensations() {
+  assert(activeCompensations > 0 && "a compensation join ends only once");
+  if (--activeCompensations == 0 && !isFinal(status)) {
+    status = RunStatus::Running;
+  }
 }
 
 void MachineState::registerAttemptedOnCancel(Fiber &fiber) {

@@ -152,7 +152,16 @@ public:
   // Cancels a branch. With unwindSagas, a branch whose own sagas have compensations to run
   // raises Cancelled instead and stays (true is returned): its sagas compensate and the
   // join waits for it. Otherwise the fiber is done with (false) and the caller erases it.
+  // A branch waiting on a parallel or foreach first has that join's branches unwind their
+  // sagas (true: the join stays, finished, and the fiber waits for them).
   [[nodiscard]] bool cancelFiber(Fiber &fiber, bool unwindSagas);
+  // Ends a cancelled fiber that waits for nothing any more: raises Cancelled into its sagas
+  // when unwinds (true: it stays), or marks it Cancelled (false: the caller is done with it).
+  [[nodiscard]] bool endCancellation(Fiber &fiber, bool unwinds);
+  void onAbandonedMemberFinished(Join &join, uint32_t joinId, Fiber &member);
+  // Erases a join, lowering the compensation count when it ran compensations.
+  void dropJoin(uint32_t joinId);
+  void lowerCompensations();
   void registerAttemptedOnCancel(Fiber &fiber);
   void cancelRunningSlots(Join &join, bool unwindSagas);
   void startForeachIterations(Join &join, uint32_t joinId);
