@@ -125,7 +125,7 @@ std::string parkLongRun(Engine &engine, int iterations) {
   auto hash = engine.addModule(compile(kLong));
   REQUIRE(hash.ok());
   auto runId = engine.start(
-      StartRequest{hash.value(), "", json(fmt::format(R"({{"n": {}}})", iterations)), {}, {}});
+      StartRequest{hash.value(), "", json(fmt::format(R"({{"n": {}}})", iterations)), {}, {}, {}});
   REQUIRE(runId.ok());
   auto parked = engine.runToCompletion(runId.value());
   REQUIRE(parked.ok());

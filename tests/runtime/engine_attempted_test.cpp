@@ -45,7 +45,7 @@ struct Fixture {
     hash = added.value();
   }
   std::string start() {
-    auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}});
+    auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}, {}});
     REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.error().message));
     return started.value();
   }

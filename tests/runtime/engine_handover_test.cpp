@@ -19,7 +19,7 @@ std::string startAndLeave(Store &store, const std::string &source) {
   Engine engine(store, registry, clock);
   auto hash = engine.addModule(compileWorkflow(source));
   REQUIRE(hash.ok());
-  auto started = engine.start(StartRequest{hash.value(), "", Value(Object()), {}, {}});
+  auto started = engine.start(StartRequest{hash.value(), "", Value(Object()), {}, {}, {}});
   REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.error().message));
   return started.value();
 }

@@ -35,7 +35,7 @@ struct Fixture {
   }
   RunOutcome run(const std::string &inputs = "{}",
                  std::vector<std::pair<std::string, Value>> signals = {}) {
-    auto started = engine->start(StartRequest{hash, "", parse(inputs), std::move(signals), {}});
+    auto started = engine->start(StartRequest{hash, "", parse(inputs), std::move(signals), {}, {}});
     REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.error().message));
     runId = started.value();
     auto outcome = engine->runToCompletion(runId);
@@ -166,7 +166,7 @@ TEST_CASE("a wait that timed out consumes no later signal, which goes to the nex
       { op: "try", body: { op: "wait", signal: "approve", timeout: "PT1M" },
         catch: [{ errors: ["WaitTimeout"], do: { op: "set", vars: { timed_out: true } } }] },
       { op: "wait", signal: "approve", id: "later" } ] } } })");
-  auto started = fixture.engine->start(StartRequest{fixture.hash, "", Value(Object()), {}, {}});
+  auto started = fixture.engine->start(StartRequest{fixture.hash, "", Value(Object()), {}, {}, {}});
   REQUIRE(started.ok());
   fixture.runId = started.value();
   auto waiting = fixture.engine->runToCompletion(fixture.runId);
@@ -243,7 +243,7 @@ TEST_CASE("an activity input over the payload limit fails the step without stori
       { op: "set", vars: { twice: $.inputs.blob + $.inputs.blob } },
       { op: "activity", activity_ref: "big", input_mapping: { blob: $.vars.twice } } ] } } })"));
   REQUIRE(hash.ok());
-  StartRequest request{hash.value(), "", Value(std::move(inputs)), {}, {}};
+  StartRequest request{hash.value(), "", Value(std::move(inputs)), {}, {}, {}};
   auto started = fixture.engine->start(request);
   REQUIRE(started.ok());
   auto outcome = fixture.engine->runToCompletion(started.value());

@@ -80,7 +80,7 @@ TEST_CASE("a run completes through the store with every step recorded in order")
   Engine engine(*temp.store, registry, clock);
   auto hash = engine.addModule(compile(kOrder));
   REQUIRE(hash.ok());
-  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 12.5})"), {}, {}});
+  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 12.5})"), {}, {}, {}});
   REQUIRE(runId.ok());
   auto outcome = engine.runToCompletion(runId.value());
   REQUIRE(outcome.ok());
@@ -128,7 +128,7 @@ TEST_CASE("a fresh engine picks a run up from its history without repeating comp
     Engine engine(*temp.store, registry, clock, options);
     auto hash = engine.addModule(compile(kOrder));
     REQUIRE(hash.ok());
-    auto started = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}});
+    auto started = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
     REQUIRE(started.ok());
     runId = started.value();
     // Work until the run sits on its timer, then the engine goes away.
@@ -167,7 +167,7 @@ TEST_CASE("invalid inputs are refused with every problem and no run is created")
     inputs: [{ name: "a", type: "integer", required: true }, { name: "b", type: "string" }],
     strategy: { op: "seq", strategies: [] } } })"));
   REQUIRE(hash.ok());
-  auto started = engine.start(StartRequest{hash.value(), "", json(R"({"b": 5, "c": 1})"), {}, {}});
+  auto started = engine.start(StartRequest{hash.value(), "", json(R"({"b": 5, "c": 1})"), {}, {}, {}});
   REQUIRE_FALSE(started.ok());
   CHECK(started.error().type == "InputValidationError");
   CHECK(started.error().message.find("'a' is required") != std::string::npos);
@@ -185,7 +185,7 @@ TEST_CASE("a run needing unbound activities is refused before it starts") {
   Engine engine(*temp.store, registry, clock);
   auto hash = engine.addModule(compile(kOrder));
   REQUIRE(hash.ok());
-  auto started = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}});
+  auto started = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
   REQUIRE_FALSE(started.ok());
   CHECK(started.error().type == "UnboundActivities");
   CHECK(started.error().message.find("charge, confirm, refund") != std::string::npos);
@@ -205,7 +205,7 @@ TEST_CASE("signals sent with the start and later are consumed; a finished run re
     strategy: { op: "seq", strategies: [
       { op: "wait", signal: "go", id: "one" }, { op: "wait", signal: "go", id: "two" } ] } } })"));
   REQUIRE(hash.ok());
-  StartRequest request{hash.value(), "", Value(Object()), {{"go", Value(1)}}, {}};
+  StartRequest request{hash.value(), "", Value(Object()), {{"go", Value(1)}}, {}, {}};
   auto runId = engine.start(request);
   REQUIRE(runId.ok());
   auto waiting = engine.runToCompletion(runId.value());
@@ -235,7 +235,7 @@ TEST_CASE("cancel compensates and ends the run Cancelled; terminate stops it at 
   Engine engine(*temp.store, registry, clock);
   auto hash = engine.addModule(compile(kOrder));
   REQUIRE(hash.ok());
-  auto first = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}});
+  auto first = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
   REQUIRE(first.ok());
   stepUntil(engine, *temp.store, first.value(), "TimerStarted");
   REQUIRE(engine.cancel(first.value()).ok());
@@ -247,7 +247,7 @@ TEST_CASE("cancel compensates and ends the run Cancelled; terminate stops it at 
   CHECK(calls == std::vector<std::string>{"charge", "refund"});
 
   calls.clear();
-  auto second = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}});
+  auto second = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
   REQUIRE(second.ok());
   stepUntil(engine, *temp.store, second.value(), "TimerStarted");
   REQUIRE(engine.terminate(second.value(), "operator said so").ok());
@@ -271,7 +271,7 @@ TEST_CASE(
     { id: "bottom", strategy: { op: "subworkflow", workflow_ref: "leaf" } },
     { id: "leaf", strategy: { op: "fail", error: "Deep", message: "three down" } } ] })"));
   REQUIRE(hash.ok());
-  auto runId = engine.start(StartRequest{hash.value(), "", Value(Object()), {}, {}});
+  auto runId = engine.start(StartRequest{hash.value(), "", Value(Object()), {}, {}, {}});
   REQUIRE(runId.ok());
   auto outcome = engine.runToCompletion(runId.value());
   REQUIRE(outcome.ok());
@@ -293,7 +293,7 @@ TEST_CASE("continue_as_new is followed to the last run of the chain") {
       branch: { op: "continue_as_new", input_mapping: { n: $.inputs.n + 1 } } }],
       default_branch: { op: "seq", strategies: [] } } } })"));
   REQUIRE(hash.ok());
-  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"n": 0})"), {}, {}});
+  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"n": 0})"), {}, {}, {}});
   REQUIRE(runId.ok());
   auto outcome = engine.runToCompletion(runId.value());
   REQUIRE(outcome.ok());
@@ -311,7 +311,7 @@ TEST_CASE("a published event reaches a run waiting with a matching filter") {
     outputs: [{ name: "review" }], output_mapping: { review: $.events.reviewed },
     strategy: { op: "wait", event: "reviewed", filter: { doc: $.inputs.doc } } } })"));
   REQUIRE(hash.ok());
-  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"doc": "d1"})"), {}, {}});
+  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"doc": "d1"})"), {}, {}, {}});
   REQUIRE(runId.ok());
   REQUIRE(engine.emit("reviewed", json(R"({"doc": "d2", "ok": false})")).ok());
   REQUIRE(engine.emit("reviewed", json(R"({"doc": "d1", "ok": true})")).ok());
@@ -335,7 +335,7 @@ TEST_CASE("a changed workflow blocks a live run instead of replaying differently
       strategies: [{ op: "activity", activity_ref: "a" }, { op: "wait", signal: "go" }] } } })"));
     REQUIRE(added.ok());
     hash = added.value();
-    auto started = engine.start(StartRequest{hash, "", Value(Object()), {}, {}});
+    auto started = engine.start(StartRequest{hash, "", Value(Object()), {}, {}, {}});
     REQUIRE(started.ok());
     runId = started.value();
     auto waiting = engine.runToCompletion(runId);

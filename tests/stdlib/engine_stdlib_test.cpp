@@ -76,7 +76,7 @@ TEST_CASE("a workflow records and reads orders through sql next to its file") {
   REQUIRE(hash.ok());
 
   auto started = engine.start(runtime::StartRequest{
-      hash.value(), "", json(R"({"id": "'; DROP TABLE orders; --"})"), {}, {}});
+      hash.value(), "", json(R"({"id": "'; DROP TABLE orders; --"})"), {}, {}, {}});
   REQUIRE(started.ok());
   auto outcome = engine.runToCompletion(started.value());
 
@@ -111,7 +111,7 @@ TEST_CASE("an $.env token stays out of the history, the run's error and the stor
                                                    server.url("/api"))));
   REQUIRE(hash.ok());
 
-  auto started = engine.start(runtime::StartRequest{hash.value(), "", json("{}"), {}, {}});
+  auto started = engine.start(runtime::StartRequest{hash.value(), "", json("{}"), {}, {}, {}});
   REQUIRE(started.ok());
   auto outcome = engine.runToCompletion(started.value());
 
@@ -174,7 +174,7 @@ TEST_CASE("Retry-After delays the next attempt, up to the policy's maximum inter
   REQUIRE(hash.ok());
   int64_t startedAt = clock.nowMs();
 
-  auto started = engine.start(runtime::StartRequest{hash.value(), "", json("{}"), {}, {}});
+  auto started = engine.start(runtime::StartRequest{hash.value(), "", json("{}"), {}, {}, {}});
   REQUIRE(started.ok());
   auto outcome = engine.runToCompletion(started.value());
 
