@@ -9,6 +9,8 @@
 
 #include "kotoba/vm/json.h"
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <cstdlib>
 #include <iostream>
@@ -280,9 +282,19 @@ int workerCommand(const GlobalOptions &global, const WorkerOptions &options) {
     return report(activities.failure());
   }
   InterruptWatcher watcher;
-  CliResult<std::unique_ptr<runtime::Store>> store = openStore(global);
+  // A worker that only drains the store has nothing to do without one: usually it was started
+  // in another directory than the runs. A worker that keeps running creates the store and
+  // waits for runs to be started in it.
+  CliResult<std::unique_ptr<runtime::Store>> store =
+      options.untilIdle ? openExistingStore(global) : openStore(global);
   if (!store.ok()) {
     return report(store.failure());
+  }
+  if (!store.value()) {
+    return report(usageFailure(fmt::format(
+        "there is no store at '{}': run the worker where the runs were started, or name their "
+        "store with --db PATH",
+        global.dbPath)));
   }
   std::string baseDirectory =
       options.baseDirectory.empty() ? currentDirectory() : absoluteDirectory(options.baseDirectory);

@@ -8,13 +8,17 @@
 #include "kotoba/vm/builtins.h"
 #include "kotoba/vm/json.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <system_error>
 
 namespace kotoba::cli {
 
@@ -181,7 +185,9 @@ CliResult<Value> parseJsonArgument(std::string_view text, std::string_view what)
     std::string path(text.substr(1));
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-      return usageFailure(std::string(what) + ": cannot read '" + path + "'");
+      std::error_code error(errno, std::generic_category());
+      return usageFailure(
+          fmt::format("{}: cannot read '{}': {}", what, path, error.message()));
     }
     owned.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     text = owned;
@@ -189,7 +195,14 @@ CliResult<Value> parseJsonArgument(std::string_view text, std::string_view what)
   }
   Result<Value> parsed = parseJson(text);
   if (!parsed.ok()) {
-    return usageFailure(std::string(what) + source + ": " + parsed.error().message);
+    // A file name given without its '@' is the usual cause; say so when it looks like one.
+    std::string hint;
+    std::error_code ignored;
+    if (source.empty() && (text.ends_with(".json") ||
+                           std::filesystem::is_regular_file(std::string(text), ignored))) {
+      hint = fmt::format(" (to read the file '{}', write '@{}')", text, text);
+    }
+    return usageFailure(std::string(what) + source + ": " + parsed.error().message + hint);
   }
   return std::move(parsed).value();
 }
