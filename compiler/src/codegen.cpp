@@ -1071,6 +1071,10 @@ vm::Module generateModule(const Program &program, const SourceManager &sources) 
     activity.retryPolicy =
         declaration.retryPolicy ? retryPolicyToValue(declaration.retryPolicy->policy) : Value();
     activity.implementation = declaration.implementation.value_or(Value());
+    if (declaration.range.valid()) {
+      // Its relative paths resolve against this file's directory (docs/cli.md).
+      activity.declaredIn = module.addSourceFile(sources.path(declaration.range.begin.file));
+    }
     module.addActivity(std::move(activity));
   }
   for (const std::string &name : program.hostActivities) {

@@ -10,10 +10,34 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <filesystem>
 
 namespace kotoba::runtime {
 
 namespace {
+
+// The directory a declaration's relative paths resolve against (docs/cli.md): that of the
+// file it was declared in, taken relative to the entry file's (source file 0), under the
+// run's base directory. Modules that record no file for it (format version 1), and files
+// the entry's directory cannot be related to, resolve against the base directory itself.
+std::string declarationDirectory(const vm::Module &module, const vm::ActivityDecl &declaration,
+                                 std::string_view baseDirectory) {
+  if (!declaration.declaredIn || declaration.declaredIn->index == 0 ||
+      declaration.declaredIn->index >= module.sourceFiles.size()) {
+    return std::string(baseDirectory);
+  }
+  namespace fs = std::filesystem;
+  fs::path entry = fs::path(module.sourceFiles.front()).parent_path();
+  fs::path declared = fs::path(module.sourceFiles[declaration.declaredIn->index]).parent_path();
+  fs::path relative = declared.lexically_relative(entry);
+  if (relative.empty() || relative == ".") {
+    return std::string(baseDirectory);
+  }
+  if (baseDirectory.empty()) {
+    return relative.string(); // resolved against the current directory, as the base is
+  }
+  return (fs::path(baseDirectory) / relative).lexically_normal().string();
+}
 
 // Types the language names whose factories come from the standard activities library
 // (stdlib-activities), which registers them over these placeholders.
@@ -202,8 +226,9 @@ ModuleActivities ActivityRegistry::resolve(const vm::Module &module,
     if (declaration.implementation.isNull()) {
       continue; // listed in hostActivities too
     }
-    Result<std::shared_ptr<Activity>> activity =
-        createLocked(declaration.name, declaration.implementation, baseDirectory);
+    Result<std::shared_ptr<Activity>> activity = createLocked(
+        declaration.name, declaration.implementation,
+        declarationDirectory(module, declaration, baseDirectory));
     if (!activity.ok()) {
       resolved.problems.push_back(std::move(activity).error());
       continue;

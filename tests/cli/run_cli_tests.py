@@ -276,7 +276,10 @@ def test_input_that_is_not_json_or_not_an_object_is_refused(sandbox):
     sandbox.vm("run", file, "--input", '["ada"]').expect(
         EXIT_USAGE, stdout_empty=True).expect_stderr(r"must be a JSON object")
     sandbox.vm("run", file, "--input", "@missing.json").expect(
-        EXIT_USAGE).expect_stderr(r"cannot read 'missing.json'")
+        EXIT_USAGE).expect_stderr(r"cannot read 'missing.json': No such file or directory")
+    sandbox.write("inputs.json", '{"name": "ada"}')
+    sandbox.vm("run", file, "--input", "inputs.json").expect(
+        EXIT_USAGE).expect_stderr(r"to read the file 'inputs.json', write '@inputs.json'")
     check(not os.path.exists(os.path.join(sandbox.dir, "kotoba.db")),
           "a refused command created the store")
 
@@ -389,6 +392,13 @@ def test_worker_until_idle_leaves_runs_that_wait_for_a_signal(sandbox):
     check(waits == [("signal", "approve", "approval")], details)
     text = sandbox.vm("show", run_id).expect(EXIT_COMPLETED).stdout
     check(re.search(r"waits for\s+signal approve \(step approval\)", text), text)
+
+
+def test_worker_until_idle_where_there_is_no_store_says_so_and_creates_none(sandbox):
+    sandbox.vm("worker", "--until-idle").expect(EXIT_USAGE, stdout_empty=True).expect_stderr(
+        r"there is no store at 'kotoba.db': run the worker where the runs were started")
+    check(not os.path.exists(os.path.join(sandbox.dir, "kotoba.db")),
+          "worker --until-idle created an empty store")
 
 
 def test_signals_given_with_the_start_are_consumed(sandbox):
@@ -861,6 +871,59 @@ def test_a_kbc_resolves_relative_paths_against_its_own_directory(sandbox):
     result.expect(EXIT_COMPLETED, stderr_empty=True)
     check(result.json() == {"from": "alpha", "stamp": "kbc"}, result.describe())
 
+
+
+def answering_script(path, answer):
+    """A process activity at PATH that answers {from: ANSWER}."""
+    with open(path, "w") as out:
+        out.write(f"#!{sys.executable}\nimport json, sys\njson.load(sys.stdin)\n"
+                  f"json.dump({{'from': {answer!r}}}, sys.stdout)\n")
+    os.chmod(path, 0o755)
+
+
+def test_an_imported_declaration_resolves_paths_against_its_own_file(sandbox):
+    # proj/main.kotoba imports lib/acts.kotoba, whose `tool` runs ./tool.py: the one in
+    # lib/, not the one next to main.kotoba, however the module is run.
+    project = os.path.join(sandbox.dir, "proj")
+    os.makedirs(os.path.join(project, "lib"))
+    with open(os.path.join(project, "main.kotoba"), "w") as out:
+        out.write("""{
+  imports: ["lib/acts.kotoba"],
+  activities: [{ name: "here", implementation: { type: "process", command: "./tool.py" } }],
+  workflow: { id: "main",
+    outputs: [{ name: "lib", type: "string" }, { name: "entry", type: "string" }],
+    output_mapping: { lib: $.results.tool.from, entry: $.results.here.from },
+    strategy: { op: "seq", strategies: [{ op: "activity", activity_ref: "tool" },
+                                        { op: "activity", activity_ref: "here" }] } },
+}
+""")
+    with open(os.path.join(project, "lib", "acts.kotoba"), "w") as out:
+        out.write('{ activities: [{ name: "tool", implementation: { type: "process", '
+                  'command: "./tool.py" } }] }\n')
+    answering_script(os.path.join(project, "lib", "tool.py"), "lib")
+    answering_script(os.path.join(project, "tool.py"), "entry")
+    expected = {"lib": "lib", "entry": "entry"}
+
+    result = sandbox.vm("run", os.path.join("proj", "main.kotoba"))
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == expected, result.describe())
+
+    # A .kbc next to the source, run from elsewhere and by a worker elsewhere, the same.
+    built = subprocess.run([sandbox.config.kotobac, "build", os.path.join("proj", "main.kotoba"),
+                            "-o", os.path.join("proj", "main.kbc")],
+                           cwd=sandbox.dir, capture_output=True, text=True)
+    check(built.returncode == 0, built.stderr)
+    elsewhere = os.path.join(sandbox.dir, "elsewhere")
+    os.makedirs(elsewhere)
+    result = sandbox.vm("run", os.path.join(project, "main.kbc"), cwd=elsewhere)
+    result.expect(EXIT_COMPLETED, stderr_empty=True)
+    check(result.json() == expected, result.describe())
+    db = os.path.join(sandbox.dir, "kotoba.db")
+    run_id = detach(sandbox, "--db", db, os.path.join("proj", "main.kbc"))
+    sandbox.vm("--db", db, "worker", "--until-idle", cwd=elsewhere).expect(
+        EXIT_COMPLETED, stderr_empty=True)
+    details = sandbox.vm("--db", db, "show", run_id, "--json").expect(EXIT_COMPLETED).json()
+    check(details["outputs"] == expected, details)
 
 def wait_for(condition, timeout_s, what):
     deadline = time.monotonic() + timeout_s

@@ -362,8 +362,8 @@ inline Module orderModule() {
   http.set("url", Value("http://127.0.0.1:8080/orders/${$.input.order_id}/validate"));
   module.addActivity({"validate_order", "Checks the order", 10000,
                       retryPolicy(1000, 1.5, 30000, 3, {"INVALID_CUSTOMER"}),
-                      Value(std::move(http))});
-  module.addActivity({"process_payment", "", 30000, Value(), Value()});
+                      Value(std::move(http)), std::nullopt});
+  module.addActivity({"process_payment", "", 30000, Value(), Value(), std::nullopt});
   for (const char *name : {"cancel_payment", "fraud_check", "process_payment", "release_inventory",
                            "reserve_inventory", "send_confirmation", "send_failure_notification"}) {
     module.addHostActivity(name);

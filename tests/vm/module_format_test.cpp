@@ -57,11 +57,16 @@ public:
   KbcBytes &constants(uint64_t count) { return varint(0).varint(count); }
   // Empty activity, host activity and workflow tables.
   KbcBytes &emptyTables() { return varint(0).varint(0).varint(0); }
+  // The format version the header states (default: the current one).
+  KbcBytes &version(uint32_t number) {
+    version_ = number;
+    return *this;
+  }
 
   [[nodiscard]] std::vector<uint8_t> file() const {
     std::vector<uint8_t> file(kKbcMagic.begin(), kKbcMagic.end());
     for (int shift = 0; shift < 32; shift += 8) {
-      file.push_back(static_cast<uint8_t>(kKbcFormatVersion >> shift));
+      file.push_back(static_cast<uint8_t>(version_ >> shift));
     }
     file.resize(kKbcHeaderSize);
     file.insert(file.end(), body_.begin(), body_.end());
@@ -76,6 +81,7 @@ public:
 
 private:
   std::vector<uint8_t> body_;
+  uint32_t version_ = kKbcFormatVersion;
 };
 
 // A file whose one constant is encoded by `constant`.
@@ -213,11 +219,55 @@ TEST_CASE("strings and values of every kind round-trip, unicode included") {
   CHECK(writeModule(read->module) == bytes);
 }
 
+TEST_CASE("a declaration's source file is kept from format version 2 on") {
+  Module module = samples::orderModule();
+  REQUIRE_FALSE(module.activities.empty());
+  std::vector<uint8_t> before = writeModule(module);
+  REQUIRE(before[kKbcVersionOffset] == 1);
+
+  module.sourceFiles.push_back("lib/acts.kotoba");
+  module.activities.front().declaredIn = FileIndex{static_cast<uint32_t>(
+      module.sourceFiles.size() - 1)};
+  std::vector<uint8_t> bytes = writeModule(module);
+  CHECK(bytes[kKbcVersionOffset] == 2);
+  ModuleResult<LoadedModule> loaded = loadModule(bytes);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->module.activities == module.activities);
+  CHECK(writeModule(loaded->module) == bytes);
+  CHECK(disassemble(loaded->module).find("  declared in f") != std::string::npos);
+
+  // Version 1 bytes, as written before version 2 existed, still load: no file recorded.
+  ModuleResult<LoadedModule> old = loadModule(before);
+  REQUIRE(old.ok());
+  CHECK_FALSE(old->module.activities.front().declaredIn);
+  CHECK(writeModule(old->module) == before);
+}
+
+TEST_CASE("a declaration naming a source file the module lacks is rejected") {
+  // One activity "a" (no timeout, retry or implementation) declared in file 0 of none.
+  std::vector<uint8_t> bytes =
+      KbcBytes().pool({"a"}).constants(0).varint(1).raw({0, 0, 0, 0, 0, 1, 0}).raw({0, 0}).file();
+  const ModuleError &error = onlyError(readModule(bytes));
+  CHECK(error.byteOffset == kKbcHeaderSize + 12);
+  CHECK(error.message ==
+        "activity source file index 0 out of range (the module has 0 source files)");
+
+  // The same declaration in a version 1 file has no such field.
+  std::vector<uint8_t> old =
+      KbcBytes().version(1).pool({"a"}).constants(0).varint(1).raw({0, 0, 0, 0, 0}).raw({0, 0})
+          .file();
+  ModuleResult<LoadedModule> read = readModule(old);
+  REQUIRE(read.ok());
+  REQUIRE(read->module.activities.size() == 1);
+  CHECK_FALSE(read->module.activities.front().declaredIn);
+}
+
 TEST_CASE("the header holds the magic, the version and the SHA-256 of the rest") {
   std::vector<uint8_t> bytes = sampleBytes();
   REQUIRE(bytes.size() > kKbcHeaderSize);
   CHECK(std::equal(kKbcMagic.begin(), kKbcMagic.end(), bytes.begin()));
-  CHECK(bytes[kKbcVersionOffset] == kKbcFormatVersion);
+  // The sample's declarations name no source file: the oldest format holds it.
+  CHECK(bytes[kKbcVersionOffset] == kKbcOldestFormatVersion);
   CHECK(bytes[kKbcVersionOffset + 1] == 0);
   CHECK(bytes[kKbcVersionOffset + 2] == 0);
   CHECK(bytes[kKbcVersionOffset + 3] == 0);
@@ -260,11 +310,11 @@ TEST_CASE("header problems are reported at their offset") {
   }
   SUBCASE("a newer format version") {
     std::vector<uint8_t> bytes = sampleBytes();
-    bytes[kKbcVersionOffset] = 2;
+    bytes[kKbcVersionOffset] = 3;
     const ModuleError &error = onlyError(readModule(bytes));
     CHECK(error.byteOffset == kKbcVersionOffset);
-    CHECK(error.message == "format version 2 is not supported (this build reads version 1); "
-                           "rebuild the module with this kotobac");
+    CHECK(error.message == "format version 3 is not supported (this build reads versions 1 to "
+                           "2); rebuild the module with this kotobac");
   }
   SUBCASE("a corrupt body") {
     std::vector<uint8_t> bytes = sampleBytes();

@@ -487,25 +487,30 @@ TEST_CASE("module and workflow tables must be consistent") {
        "workflow 0: the workflow id is empty"},
       {"a repeated activity",
        [](Module &m) {
-         m.activities.push_back({"charge", "", std::nullopt, Value(), Value()});
-         m.activities.push_back({"charge", "", std::nullopt, Value(), Value()});
+         m.activities.push_back({"charge", "", std::nullopt, Value(), Value(), std::nullopt});
+         m.activities.push_back({"charge", "", std::nullopt, Value(), Value(), std::nullopt});
        },
        "activity 1 'charge': the activity is declared twice"},
       {"an activity timeout of zero",
        [](Module &m) {
-         m.activities.push_back({"charge", "", 0, Value(), Value()});
+         m.activities.push_back({"charge", "", 0, Value(), Value(), std::nullopt});
        },
        "activity 0 'charge': timeout 0 ms is not positive"},
       {"an activity retry policy out of range",
        [](Module &m) {
          m.activities.push_back(
-             {"charge", "", std::nullopt, retryPolicy(1000, 0.5, 2000, 3), Value()});
+             {"charge", "", std::nullopt, retryPolicy(1000, 0.5, 2000, 3), Value(), std::nullopt});
        },
        "activity 0 'charge': malformed stored retry policy: backoff_coefficient must be at "
        "least 1, found 0.5"},
+      {"an activity declared in a source file the module lacks",
+       [](Module &m) {
+         m.activities.push_back({"pay", "", std::nullopt, Value(), Value(), FileIndex{7}});
+       },
+       "activity 0 'pay': source file index 7 out of range (the module has 1 source files)"},
       {"an implementation that is not an object",
        [](Module &m) {
-         m.activities.push_back({"pay", "", std::nullopt, Value(), Value("x")});
+         m.activities.push_back({"pay", "", std::nullopt, Value(), Value("x"), std::nullopt});
        },
        "activity 0 'pay': implementation must be an object or null, found string \"x\""},
       {"host activities out of order",
@@ -518,7 +523,7 @@ TEST_CASE("module and workflow tables must be consistent") {
          Object implementation;
          implementation.set("type", Value("http"));
          m.activities.push_back(
-             {"charge", "", std::nullopt, Value(), Value(std::move(implementation))});
+             {"charge", "", std::nullopt, Value(), Value(std::move(implementation)), std::nullopt});
        },
        "host activity 'charge': listed as host-bound but its declaration has an implementation"},
       {"a repeated input",
@@ -573,12 +578,12 @@ TEST_CASE("module and workflow tables must be consistent") {
          Object implementation;
          implementation.set("type", tooDeep());
          m.activities.push_back(
-             {"pay", "", std::nullopt, Value(), Value(std::move(implementation))});
+             {"pay", "", std::nullopt, Value(), Value(std::move(implementation)), std::nullopt});
        },
        "activity 0 'pay': implementation: nested deeper than 256 levels"},
       {"an empty activity name",
        [](Module &m) {
-         m.activities.push_back({"", "", std::nullopt, Value(), Value()});
+         m.activities.push_back({"", "", std::nullopt, Value(), Value(), std::nullopt});
        },
        "activity 0 '': the activity name is empty"},
       {"an empty host activity name", [](Module &m) { m.hostActivities = {""}; },

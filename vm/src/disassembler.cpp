@@ -259,6 +259,9 @@ std::string disassemble(const Module &module, const DisassemblyOptions &options)
       out += " timeout " + milliseconds(*activity.timeoutMs);
     }
     out += '\n';
+    if (activity.declaredIn) {
+      out += fmt::format("  declared in f{}\n", activity.declaredIn->index);
+    }
     appendQuoted(out, "description", activity.description);
     if (!activity.retryPolicy.isNull()) {
       out += "  retry " + shortJson(activity.retryPolicy, options.maxConstantWidth) + '\n';

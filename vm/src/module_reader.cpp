@@ -23,8 +23,8 @@ namespace {
 
 class BodyReader {
 public:
-  BodyReader(std::span<const uint8_t> bytes, ModuleByteOffsets *offsets)
-      : bytes_(bytes), position_(kKbcHeaderSize), offsets_(offsets),
+  BodyReader(std::span<const uint8_t> bytes, uint32_t version, ModuleByteOffsets *offsets)
+      : bytes_(bytes), version_(version), position_(kKbcHeaderSize), offsets_(offsets),
         expansionBudget_(kKbcExpansionFactor * bytes.size() + kKbcExpansionSlack) {}
 
   [[nodiscard]] bool failed() const { return error_.has_value(); }
@@ -51,6 +51,16 @@ public:
       activity.timeoutMs = optionalMilliseconds("activity timeout");
       activity.retryPolicy = value(0);
       activity.implementation = value(0);
+      if (version_ >= 2 && presence("activity source file flag")) {
+        uint64_t at = position_;
+        uint32_t file = u32("activity source file");
+        if (!failed() && file >= module.sourceFiles.size()) {
+          fail(at, fmt::format("activity source file index {} out of range (the module has {} "
+                               "source files)",
+                               file, module.sourceFiles.size()));
+        }
+        activity.declaredIn = FileIndex{file};
+      }
       module.activities.push_back(std::move(activity));
     }
     uint32_t hostActivityCount = count("host activity count");
@@ -356,6 +366,16 @@ private:
     return static_cast<int64_t>(milliseconds);
   }
 
+  // A u8 presence flag: 0 absent, 1 present, anything else an error (reported as absent).
+  bool presence(std::string_view what) {
+    uint64_t start = position_;
+    uint8_t present = byte(what);
+    if (!failed() && present > 1) {
+      fail(start, fmt::format("{}: presence byte must be 0 or 1, found {}", what, present));
+    }
+    return !failed() && present == 1;
+  }
+
   // A count of entries that each take at least `minimumBytes` bytes, checked against what
   // remains, so no count can make the reader allocate more than the file justifies.
   uint32_t count(std::string_view what, uint64_t minimumBytes = 1) {
@@ -443,6 +463,7 @@ private:
   }
 
   std::span<const uint8_t> bytes_;
+  uint32_t version_;
   uint64_t position_;
   ModuleByteOffsets *offsets_;
   uint64_t expansionBudget_;
@@ -471,11 +492,11 @@ ModuleResult<LoadedModule> readModule(std::span<const uint8_t> bytes, const Read
   for (int shift = 0; shift < 32; shift += 8) {
     version |= uint32_t{bytes[kKbcVersionOffset + shift / 8]} << shift;
   }
-  if (version != kKbcFormatVersion) {
+  if (version < kKbcOldestFormatVersion || version > kKbcFormatVersion) {
     return fileError(kKbcVersionOffset,
-                     fmt::format("format version {} is not supported (this build reads version "
-                                 "{}); rebuild the module with this kotobac",
-                                 version, kKbcFormatVersion));
+                     fmt::format("format version {} is not supported (this build reads versions "
+                                 "{} to {}); rebuild the module with this kotobac",
+                                 version, kKbcOldestFormatVersion, kKbcFormatVersion));
   }
   ModuleHash stored;
   std::memcpy(stored.data(), bytes.data() + kKbcHashOffset, stored.size());
@@ -486,7 +507,7 @@ ModuleResult<LoadedModule> readModule(std::span<const uint8_t> bytes, const Read
                                                  hashToHex(stored), hashToHex(computed)));
   }
 
-  BodyReader reader(bytes, offsets);
+  BodyReader reader(bytes, version, offsets);
   Module module = reader.module();
   if (reader.failed()) {
     return reader.takeError();

@@ -19,6 +19,8 @@ namespace {
 
 class BodyWriter {
 public:
+  explicit BodyWriter(uint32_t version) : version_(version) {}
+
   void module(const Module &module) {
     count(module.sourceFiles.size());
     for (const std::string &file : module.sourceFiles) {
@@ -35,6 +37,12 @@ public:
       optionalMilliseconds(activity.timeoutMs);
       value(activity.retryPolicy);
       value(activity.implementation);
+      if (version_ >= 2) {
+        byte(activity.declaredIn ? 1 : 0);
+        if (activity.declaredIn) {
+          varint(activity.declaredIn->index);
+        }
+      }
     }
     count(module.hostActivities.size());
     for (const std::string &name : module.hostActivities) {
@@ -48,7 +56,7 @@ public:
 
   // The string pool section: count, then each string's length and bytes.
   [[nodiscard]] std::vector<uint8_t> stringPool() const {
-    BodyWriter pool;
+    BodyWriter pool(version_);
     pool.count(strings_.size());
     for (llvm::StringRef text : strings_) {
       pool.count(text.size());
@@ -193,10 +201,22 @@ private:
     bytes_.push_back(static_cast<uint8_t>(value));
   }
 
+  uint32_t version_;
   std::vector<uint8_t> bytes_;
   llvm::StringMap<uint32_t> poolIndex_;
   std::vector<llvm::StringRef> strings_;
 };
+
+// The lowest version that holds everything in the module: one whose declarations name no
+// source file keeps the version 1 bytes, and so the hash, it always had.
+uint32_t formatVersionFor(const Module &module) {
+  for (const ActivityDecl &activity : module.activities) {
+    if (activity.declaredIn) {
+      return kKbcFormatVersion;
+    }
+  }
+  return kKbcOldestFormatVersion;
+}
 
 } // namespace
 
@@ -218,7 +238,8 @@ ModuleHash computeContentHash(std::span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> writeModule(const Module &module) {
-  BodyWriter writer;
+  uint32_t version = formatVersionFor(module);
+  BodyWriter writer(version);
   writer.module(module);
   std::vector<uint8_t> pool = writer.stringPool();
 
@@ -226,7 +247,7 @@ std::vector<uint8_t> writeModule(const Module &module) {
   file.reserve(kKbcHeaderSize + pool.size() + writer.bytes().size());
   file.insert(file.end(), kKbcMagic.begin(), kKbcMagic.end());
   for (int shift = 0; shift < 32; shift += 8) {
-    file.push_back(static_cast<uint8_t>(kKbcFormatVersion >> shift));
+    file.push_back(static_cast<uint8_t>(version >> shift));
   }
   file.resize(kKbcHeaderSize); // the hash, filled in below
   file.insert(file.end(), pool.begin(), pool.end());

@@ -188,6 +188,11 @@ private:
       } else if (!names.insert(activity.name).second) {
         report(offset, location, "the activity is declared twice");
       }
+      if (activity.declaredIn && activity.declaredIn->index >= module_.sourceFiles.size()) {
+        report(offset, location,
+               fmt::format("source file index {} out of range (the module has {} source files)",
+                           activity.declaredIn->index, module_.sourceFiles.size()));
+      }
       if (activity.timeoutMs && *activity.timeoutMs <= 0) {
         report(offset, location, fmt::format("timeout {} ms is not positive", *activity.timeoutMs));
       }

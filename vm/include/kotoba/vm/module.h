@@ -122,6 +122,10 @@ struct ActivityDecl {
   Value retryPolicy;
   // The `implementation` object as written (templates unevaluated), or null for none.
   Value implementation;
+  // The source file the declaration is written in: its relative paths resolve against that
+  // file's directory. None in modules of format version 1, whose declarations resolve
+  // against the entry file's directory.
+  std::optional<FileIndex> declaredIn;
   friend bool operator==(const ActivityDecl &, const ActivityDecl &) = default;
 };
 

@@ -16,6 +16,9 @@
 //
 // Version history:
 //   1  the first format.
+//   2  each activity declaration ends with the source file it was declared in. The writer
+//      uses version 1 for a module none of whose declarations names a file, so such a
+//      module keeps its bytes and hash; the reader accepts both.
 #pragma once
 
 #include "kotoba/vm/module.h"
@@ -33,7 +36,9 @@
 namespace kotoba::vm {
 
 inline constexpr std::array<uint8_t, 8> kKbcMagic = {0x7F, 'K', 'B', 'C', '\r', '\n', 0x1A, '\n'};
-inline constexpr uint32_t kKbcFormatVersion = 1;
+inline constexpr uint32_t kKbcFormatVersion = 2;
+// The oldest version the reader still accepts.
+inline constexpr uint32_t kKbcOldestFormatVersion = 1;
 inline constexpr size_t kKbcVersionOffset = 8;
 inline constexpr size_t kKbcHashOffset = 12;
 inline constexpr size_t kKbcHeaderSize = 44;
