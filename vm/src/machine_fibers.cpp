@@ -391,6 +391,9 @@ void MachineState::cancelRunningSlots(Join &join, bool unwindSagas) {
 
 bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
   ready.erase(fiber.id);
+  // TODO(#4): a branch whose saga is already compensating (its handler runs) is cancelled
+  // like any other, stopping those compensations; language.md wants them to finish, which
+  // needs the branch to end at the handler's re-raise (docs/language-decisions.md).
   bool unwinds = unwindSagas && hasCompensationsToRun(*module, fiber);
   if (fiber.state == FiberState::WaitingCommand) {
     pending.erase(fiber.command);
