@@ -521,7 +521,9 @@ void MachineState::startForeachIterations(Join &join, uint32_t joinId) {
     }
     Fiber &owner = fibers.at(join.owner);
     uint32_t scopeId = nextScope++;
-    scopes.emplace(scopeId, Scope{owner.scope, {}, {}});
+    Scope scope;
+    scope.parent = owner.scope;
+    scopes.emplace(scopeId, std::move(scope));
     Fiber &iteration = spawn(join.block, owner, scopeId);
     iteration.memberOf = joinId;
     iteration.slot = static_cast<uint32_t>(i);
