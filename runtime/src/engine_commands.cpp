@@ -70,6 +70,18 @@ StoreStatus Engine::Impl::deliver(LoadedRun &run, NewEvent event, std::optional<
 
 StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
   const std::string runId = run.record.id;
+  if (deferredRuns.contains(runId)) {
+    // The run's previous transaction must be known to have committed before the next one
+    // goes out: a failed one evicts the run, and this write was made by its stale machine.
+    LoadedRun *before = &run;
+    if (StoreStatus flushed = flushCommits(); !flushed.ok()) {
+      return flushed;
+    }
+    auto still = runs.find(runId);
+    if (still == runs.end() || still->second.get() != before) {
+      return {};
+    }
+  }
   if (!write.update && !write.events.empty()) {
     RunUpdate update;
     update.timeMs = now();
@@ -77,66 +89,98 @@ StoreStatus Engine::Impl::commit(LoadedRun &run, PendingWrite write) {
     update.status = storeStatus(status);
     write.update = update;
   }
+  auto state = std::make_shared<CommitState>();
+  state->runId = runId;
   // A checkpoint, when one is due, commits with the events it covers (engine_checkpoint.cpp).
-  std::shared_ptr<CheckpointPlan> checkpoint = planCheckpoint(run, write);
-  bool leaseLost = false;
-  int64_t expiry = now() + options.leaseMs;
-  StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+  state->checkpoint = planCheckpoint(run, write);
+  state->write = std::move(write);
+  state->expiry = now() + options.leaseMs;
+  // In batch mode the function runs on the store's writer thread: it reads only `state`,
+  // which nothing else touches until its commit is known.
+  WriteFunction transaction = [this, state](Transaction &tx) -> StoreStatus {
     // The fence (docs/store.md, Leases): the run's writes commit only while this engine still
     // owns it. Only an owner's acquire changes the row, and every writer checks it here under
     // the write lock, so an engine whose run was taken over appends nothing, whatever its
     // machine believes. The owner's own lease may have run out without anyone taking it (a
     // virtual clock jumped past it, the process stalled): nobody else wrote, so renewing it
     // (which only the owner of the row can) is the check.
-    auto renewed = tx.renewLease(runId, options.owner, expiry);
+    auto renewed = tx.renewLease(state->runId, options.owner, state->expiry);
     if (!renewed.ok()) {
       return std::move(renewed).error();
     }
-    leaseLost = !renewed.value();
-    if (leaseLost) {
-      return StoreError{StoreErrorKind::Conflict,
-                        fmt::format("run {} is no longer leased to {}", runId, options.owner)};
+    state->leaseLost = !renewed.value();
+    if (state->leaseLost) {
+      return StoreError{StoreErrorKind::Conflict, fmt::format("run {} is no longer leased to {}",
+                                                              state->runId, options.owner)};
     }
-    if (!write.events.empty()) {
-      auto appended = tx.appendEvents(runId, write.events);
+    PendingWrite &pending = state->write;
+    if (!pending.events.empty()) {
+      auto appended = tx.appendEvents(state->runId, pending.events);
       if (!appended.ok()) {
         return std::move(appended).error();
       }
-      StoreStatus checkpointed = writeCheckpoint(tx, *checkpoint, appended.value());
+      StoreStatus checkpointed = writeCheckpoint(tx, *state->checkpoint, appended.value());
       if (!checkpointed.ok()) {
         return checkpointed;
       }
     }
-    if (write.update) {
-      StoreStatus updated = tx.updateRun(runId, *write.update);
+    if (pending.update) {
+      StoreStatus updated = tx.updateRun(state->runId, *pending.update);
       if (!updated.ok()) {
         return updated;
       }
     }
-    for (auto &extra : write.writes) {
+    for (auto &extra : pending.writes) {
       StoreStatus done = extra(tx);
       if (!done.ok()) {
         return done;
       }
     }
     return {};
-  });
+  };
+  if (deferCommits && store.durability() == Durability::Batch) {
+    deferredRuns.insert(runId);
+    deferredCommits.push_back(DeferredCommit{state, store.submit(std::move(transaction))});
+    return {};
+  }
+  return finishCommit(*state, store.write(transaction));
+}
+
+StoreStatus Engine::Impl::finishCommit(CommitState &state, StoreStatus status) {
   if (!status.ok()) {
     // The machine ran ahead of the store: forget it, the history rebuilds it.
-    evict(runId);
+    evict(state.runId);
     // A run another engine took over is that engine's business now, not a failure of this
     // one: what this engine was about to record is recorded (or retried) by the new owner.
-    return leaseLost ? StoreStatus() : status;
+    return state.leaseLost ? StoreStatus() : status;
   }
-  run.leaseExpiryMs = expiry;
-  bool finished = vm::isFinal(run.machine->status());
-  for (auto &action : write.afterCommit) {
+  auto found = runs.find(state.runId);
+  bool finished = false;
+  if (found != runs.end()) {
+    found->second->leaseExpiryMs = state.expiry;
+    finished = vm::isFinal(found->second->machine->status());
+  }
+  for (auto &action : state.write.afterCommit) {
     action();
   }
   if (finished) {
-    evict(runId);
+    evict(state.runId);
   }
   return {};
+}
+
+StoreStatus Engine::Impl::flushCommits() {
+  std::vector<DeferredCommit> waiting;
+  waiting.swap(deferredCommits);
+  deferredRuns.clear();
+  StoreStatus first;
+  for (DeferredCommit &deferred : waiting) {
+    StoreStatus status = finishCommit(*deferred.state, deferred.committed.get());
+    if (first.ok() && !status.ok()) {
+      first = std::move(status);
+    }
+  }
+  return first;
 }
 
 Result<std::string> Engine::Impl::createRun(Transaction &tx, const std::string &runId,

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <set>
 
 namespace kotoba::runtime {
@@ -40,6 +41,21 @@ struct PendingWrite {
 
 struct CheckpointPlan;
 
+// A run's transaction handed to batch mode's group commit and not yet known to have committed
+// (engine_commands.cpp): what its commit callback reads and what the engine does after it.
+struct CommitState {
+  std::string runId;
+  PendingWrite write;
+  std::shared_ptr<CheckpointPlan> checkpoint;
+  int64_t expiry = 0;
+  bool leaseLost = false;
+};
+
+struct DeferredCommit {
+  std::shared_ptr<CommitState> state;
+  std::future<StoreStatus> committed;
+};
+
 struct Engine::Impl {
   Impl(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options);
 
@@ -59,6 +75,13 @@ struct Engine::Impl {
   // and payload-limit failures at once.
   void translate(LoadedRun &run, std::vector<vm::Command> commands, PendingWrite &write);
   [[nodiscard]] StoreStatus commit(LoadedRun &run, PendingWrite write);
+  // Waits for the commits deferred while deferCommits was set, in the order they were made,
+  // and only then acts on each (its afterCommit actions, the run's lease, its eviction).
+  // The first failure is returned once all have been settled.
+  [[nodiscard]] StoreStatus flushCommits();
+  // What follows a commit whose outcome is known: the actions after it, or the eviction of a
+  // run whose machine ran ahead of the store.
+  [[nodiscard]] StoreStatus finishCommit(CommitState &state, StoreStatus status);
   [[nodiscard]] Result<std::string> createRun(Transaction &tx, const std::string &runId,
                                               const std::string &chainId,
                                               const std::string &moduleHash,
@@ -129,6 +152,12 @@ struct Engine::Impl {
   std::map<std::pair<std::string, int64_t>, int64_t> runningTasks;
   // When releaseDeadOwners looks next; unset until its first look.
   std::optional<int64_t> nextOwnerCheckMs;
+  // Batch mode: while set, commit() submits to the store's group commit without waiting, so
+  // the writes of a whole engine step share one group (and one fsync); flushCommits() waits.
+  // At most one deferred commit per run: load() and commit() flush before a second.
+  bool deferCommits = false;
+  std::vector<DeferredCommit> deferredCommits;
+  std::set<std::string> deferredRuns;
 };
 
 // ---- engine.cpp helpers ----

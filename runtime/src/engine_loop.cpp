@@ -45,14 +45,29 @@ Result<bool> Engine::Impl::step() {
     }
     progressed = true;
   }
-  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes, &Impl::fireTimers,
-                     &Impl::matchEvents, &Impl::startTasks}) {
+  // In batch mode the transactions of these stages go to the store's group commit together
+  // and are waited for once, before anything acts on them (spec runtime.md section 6).
+  deferCommits = true;
+  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes,
+                     &Impl::fireTimers, &Impl::matchEvents}) {
     Result<bool> result = (this->*stage)();
     if (!result.ok()) {
+      deferCommits = false;
+      (void)flushCommits(); // settles what was sent; the stage's error is the one to report
       return result;
     }
     progressed = progressed || result.value();
   }
+  deferCommits = false;
+  if (StoreStatus flushed = flushCommits(); !flushed.ok()) {
+    return storeError(flushed.error());
+  }
+  // The tasks those transactions added are in the store now.
+  Result<bool> started = startTasks();
+  if (!started.ok()) {
+    return started;
+  }
+  progressed = progressed || started.value();
   // Keep the leases of the runs being worked on; a run whose lease another engine took while
   // this one stalled is that engine's now, and its machine here is stale.
   int64_t at = now();
@@ -505,35 +520,52 @@ Result<bool> Engine::Impl::startTasks() {
   if (!available.ok()) {
     return storeError(available.error());
   }
-  bool progressed = false;
+  // The tasks of runs this engine holds, claimed together in one transaction: a claim is
+  // only a lease on the task row, so one commit serves them all.
+  std::vector<const TaskRecord *> candidates;
   for (const TaskRecord &task : available.value()) {
     if (runningTasks.contains({task.runId, task.commandId})) {
       continue; // its claim lapsed while it ran here: the renewal below catches up
     }
     std::optional<WorkflowError> error;
-    LoadedRun *run = load(task.runId, error);
-    if (run == nullptr) {
+    if (load(task.runId, error) == nullptr) {
       continue; // another engine's run, or one that ended
     }
-    const ModuleActivities &resolved =
-        activitiesFor(run->record.moduleHash, *run->module, run->record.host);
-    std::shared_ptr<Activity> activity = resolved.find(task.activity);
-    int64_t at = now();
-    bool claimed = false;
-    StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+    candidates.push_back(&task);
+  }
+  if (candidates.empty()) {
+    return false;
+  }
+  int64_t at = now();
+  std::vector<bool> claims(candidates.size(), false);
+  StoreStatus status = store.write([&](Transaction &tx) -> StoreStatus {
+    for (size_t index = 0; index < candidates.size(); ++index) {
+      const TaskRecord &task = *candidates[index];
       auto got = tx.claimTask(task.runId, task.commandId, options.owner, at, at + options.leaseMs);
       if (!got.ok()) {
         return std::move(got).error();
       }
-      claimed = got.value();
-      return {};
-    });
-    if (!status.ok()) {
-      return storeError(status.error());
+      claims[index] = got.value();
     }
-    if (!claimed) {
+    return {};
+  });
+  if (!status.ok()) {
+    return storeError(status.error());
+  }
+  bool progressed = false;
+  for (size_t index = 0; index < candidates.size(); ++index) {
+    if (!claims[index]) {
       continue;
     }
+    const TaskRecord &task = *candidates[index];
+    auto loaded = runs.find(task.runId);
+    if (loaded == runs.end()) {
+      continue; // evicted since (it ended): its claim lapses unused
+    }
+    LoadedRun *run = loaded->second.get();
+    const ModuleActivities &resolved =
+        activitiesFor(run->record.moduleHash, *run->module, run->record.host);
+    std::shared_ptr<Activity> activity = resolved.find(task.activity);
     runningTasks[{task.runId, task.commandId}] = at + options.leaseMs;
     progressed = true;
     auto info = run->commands.find(static_cast<vm::CommandId>(task.commandId));

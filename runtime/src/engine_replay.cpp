@@ -35,6 +35,13 @@ Result<std::shared_ptr<const vm::Module>> Engine::Impl::moduleByHash(const std::
 }
 
 LoadedRun *Engine::Impl::load(const std::string &runId, std::optional<WorkflowError> &error) {
+  if (deferredRuns.contains(runId)) {
+    // The next input waits for the commit of the last one (batch mode's group commit).
+    if (StoreStatus flushed = flushCommits(); !flushed.ok()) {
+      error = storeError(flushed.error());
+      return nullptr;
+    }
+  }
   auto cached = runs.find(runId);
   if (cached != runs.end()) {
     return cached->second.get();

@@ -287,6 +287,23 @@ StoreResult<std::vector<RunRecord>> StoreReader::children(std::string_view paren
 StoreResult<std::vector<std::string>> StoreReader::unownedActiveRuns(int64_t nowMs,
                                                                      size_t limit) const {
   Operation operation{connection_, "list runs without a live lease"};
+  // Asked on every engine step and almost always empty: an existence test stops at the first
+  // match and sorts nothing, where the listing below builds and sorts a temporary b-tree.
+  StoreResult<Statement> probe = connection_.prepare(
+      operation, "SELECT 1 FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
+                 "WHERE r.status IN ('RUNNING', 'COMPENSATING') "
+                 "AND (l.run_id IS NULL OR l.expiry_ms <= ?1) LIMIT 1");
+  if (!probe.ok()) {
+    return std::move(probe).error();
+  }
+  probe->bind(1, nowMs);
+  StoreResult<bool> any = probe->next(operation);
+  if (!any.ok()) {
+    return std::move(any).error();
+  }
+  if (!any.value()) {
+    return std::vector<std::string>();
+  }
   StoreResult<Statement> statement = connection_.prepare(
       operation, "SELECT r.id FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
                  "WHERE r.status IN ('RUNNING', 'COMPENSATING') "
@@ -513,6 +530,19 @@ StoreResult<std::vector<InboxMessage>> StoreReader::inbox(std::string_view runId
 
 StoreResult<std::vector<std::string>> StoreReader::runsWithInbox(size_t limit) const {
   Operation operation{connection_, "list runs with messages"};
+  // Asked on every engine step, usually of an empty inbox: the grouped listing sorts even
+  // then, the existence test does not.
+  StoreResult<Statement> probe = connection_.prepare(operation, "SELECT 1 FROM inbox LIMIT 1");
+  if (!probe.ok()) {
+    return std::move(probe).error();
+  }
+  StoreResult<bool> any = probe->next(operation);
+  if (!any.ok()) {
+    return std::move(any).error();
+  }
+  if (!any.value()) {
+    return std::vector<std::string>();
+  }
   StoreResult<Statement> statement = connection_.prepare(
       operation, "SELECT run_id FROM inbox GROUP BY run_id ORDER BY min(id) LIMIT ?1");
   if (!statement.ok()) {
