@@ -172,6 +172,9 @@ StoreStatus Engine::Impl::finishCommit(CommitState &state, StoreStatus status) {
 StoreStatus Engine::Impl::flushCommits() {
   std::vector<DeferredCommit> waiting;
   waiting.swap(deferredCommits);
+  if (!waiting.empty()) {
+    store.flush(); // everything of this step is queued: commit it without the window's wait
+  }
   deferredRuns.clear();
   StoreStatus first;
   for (DeferredCommit &deferred : waiting) {

@@ -279,6 +279,14 @@ void BatchWriter::enqueue(WriteFunction write, CommitCallback onCommitted) {
   wake_.notify_one();
 }
 
+void BatchWriter::closeWindow() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closeRequested_ = true;
+  }
+  wake_.notify_one();
+}
+
 void BatchWriter::loop() {
   size_t maxCount = std::max<size_t>(options_.batchMaxTransactions, 1);
   std::unique_lock<std::mutex> lock(mutex_);
@@ -287,10 +295,13 @@ void BatchWriter::loop() {
     if (queue_.empty()) {
       return; // stopping, with nothing left to commit
     }
-    // The window opens when the batch's first write is seen; a full batch or a stop
-    // closes it early.
+    // The window opens when the batch's first write is seen; a full batch, a writer waiting
+    // for it (closeWindow) or a stop closes it early.
     Deadline windowEnd = SteadyClock::now() + options_.batchWindow;
-    wake_.wait_until(lock, windowEnd, [&] { return stopping_ || queue_.size() >= maxCount; });
+    wake_.wait_until(lock, windowEnd, [&] {
+      return stopping_ || closeRequested_ || queue_.size() >= maxCount;
+    });
+    closeRequested_ = false;
 
     std::deque<Pending> batch;
     while (!queue_.empty() && batch.size() < maxCount) {
@@ -462,6 +473,7 @@ StoreStatus Store::write(const WriteFunction &write) {
   std::promise<StoreStatus> promise;
   std::future<StoreStatus> done = promise.get_future();
   batch_->enqueue(write, [&promise](StoreStatus status) { promise.set_value(std::move(status)); });
+  batch_->closeWindow();
   return done.get();
 }
 
@@ -481,6 +493,12 @@ void Store::submit(WriteFunction write, CommitCallback onCommitted) {
   StoreStatus status = writeNow(write);
   if (onCommitted) {
     onCommitted(std::move(status));
+  }
+}
+
+void Store::flush() {
+  if (batch_) {
+    batch_->closeWindow();
   }
 }
 

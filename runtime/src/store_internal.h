@@ -53,6 +53,8 @@ public:
   BatchWriter &operator=(const BatchWriter &) = delete;
 
   void enqueue(WriteFunction write, CommitCallback onCommitted);
+  // Commits the group being collected without waiting for the rest of its window.
+  void closeWindow();
   // Whether the calling thread is the writer (whose callbacks must not wait on a commit).
   [[nodiscard]] bool onWriterThread() const;
 
@@ -71,6 +73,8 @@ private:
   std::condition_variable wake_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  // Set by closeWindow(), cleared when the group it closed is taken.
+  bool closeRequested_ = false;
   std::thread thread_;
 };
 

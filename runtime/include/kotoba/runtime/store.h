@@ -273,13 +273,17 @@ public:
   [[nodiscard]] Durability durability() const;
 
   // Runs `write` in one transaction and returns once it is committed (or rolled back). In
-  // batch mode it joins a group commit and waits for it.
+  // batch mode it joins the group being collected and closes it, since its caller waits.
   [[nodiscard]] StoreStatus write(const WriteFunction &write);
   // The same, without waiting: the future completes after the commit (or the failure). In
   // full and normal modes the write runs at once on the calling thread.
   [[nodiscard]] std::future<StoreStatus> submit(WriteFunction write);
   // The same with a callback, called after the commit on the thread that committed.
   void submit(WriteFunction write, CommitCallback onCommitted);
+  // Batch mode: closes the group being collected, so that what is queued commits now rather
+  // than at the end of its window. For a writer that has submitted all it has and is about to
+  // wait for it: waiting out the window would only add latency. Nothing in other modes.
+  void flush();
 
   // Runs `read` over one consistent snapshot of the store.
   [[nodiscard]] StoreStatus read(llvm::function_ref<StoreStatus(const StoreReader &)> read);
