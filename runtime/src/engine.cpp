@@ -120,13 +120,19 @@ Result<Value> validateInputs(const vm::Workflow &workflow, const Value &given) {
   return Value(std::move(inputs));
 }
 
+// The engine's executor: the engine's thread count and payload limit, defaults otherwise.
+ExecutorOptions executorOptions(const EngineOptions &options) {
+  ExecutorOptions executor;
+  executor.threads = options.executorThreads;
+  executor.payloadLimitBytes = options.payloadLimitBytes;
+  return executor;
+}
+
 } // namespace
 
 Engine::Impl::Impl(Store &store, ActivityRegistry &activities, Clock &clock, EngineOptions options)
     : store(store), activities(activities), clock(clock), options(std::move(options)),
-      executor(clock,
-               ExecutorOptions{
-                   this->options.executorThreads, 5000, this->options.payloadLimitBytes, {}, {}}) {
+      executor(clock, executorOptions(this->options)) {
   if (this->options.owner.empty()) {
     this->options.owner = defaultOwner();
   }

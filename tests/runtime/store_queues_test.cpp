@@ -90,7 +90,7 @@ TEST_CASE("active runs without a live lease are offered for takeover") {
   ok(store->write([](Transaction &tx) -> StoreStatus {
     CHECK(ok(tx.acquireLease("leased", "a", 0, 10000)));
     CHECK(ok(tx.acquireLease("expired", "a", 0, 100)));
-    return tx.updateRun("done", RunUpdate{5, RunStatus::Completed, json("{}"), {}, {}, {}});
+    return tx.updateRun("done", RunUpdate{5, RunStatus::Completed, json("{}"), {}, {}, {}, {}});
   }));
   auto unowned =
       ok(store->query([](const StoreReader &r) { return r.unownedActiveRuns(500, 10); }));
@@ -384,7 +384,7 @@ TEST_CASE("purge deletes old finished runs with everything they own, and orphane
   auto store = ok(Store::openInMemory());
   auto finish = [&](std::string run, RunStatus status, int64_t at) {
     ok(store->write([&](Transaction &tx) {
-      return tx.updateRun(run, RunUpdate{at, status, {}, {}, {}, {}});
+      return tx.updateRun(run, RunUpdate{at, status, {}, {}, {}, {}, {}});
     }));
   };
   NewRun old = newRun("old", 10);
@@ -402,7 +402,7 @@ TEST_CASE("purge deletes old finished runs with everything they own, and orphane
     CHECK(ok(tx.acquireLease("old", "me", 0, 5)));
     // A second module used only by the old run.
     ok(tx.putModule("only-old", std::vector<uint8_t>{7}, 10));
-    return tx.updateRun("old", RunUpdate{15, {}, {}, {}, {}, "only-old"});
+    return tx.updateRun("old", RunUpdate{15, {}, {}, {}, {}, "only-old", {}});
   }));
   finish("old", RunStatus::Failed, 20);
 

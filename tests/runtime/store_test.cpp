@@ -207,7 +207,7 @@ TEST_CASE("a transaction that fails in the middle leaves nothing behind") {
                                           event(EventType::TimerFired, 3, "{}")}));
     ok(tx.addTimer(TimerRecord{"r-1", 1, TimerKind::Timer, 5000, 2}));
     ok(tx.publishEvent("review", json("{}"), 2));
-    ok(tx.updateRun("r-1", RunUpdate{3, RunStatus::Completed, json("{}"), {}, {}, {}}));
+    ok(tx.updateRun("r-1", RunUpdate{3, RunStatus::Completed, json("{}"), {}, {}, {}, {}}));
     // The second run with the same id fails inside the store: everything above goes too.
     return tx.createRun(newRun("r-1"));
   });
@@ -289,7 +289,7 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
   ok(store->write([](Transaction &tx) {
     return tx.updateRun(
         "child",
-        RunUpdate{20, RunStatus::Blocked, {}, json(R"({"type":"NonDeterminism"})"), {}, {}});
+        RunUpdate{20, RunStatus::Blocked, {}, json(R"({"type":"NonDeterminism"})"), {}, {}, {}});
   }));
   RunRecord blocked = readRun(*store, "child");
   CHECK(blocked.status == RunStatus::Blocked);
@@ -299,7 +299,7 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
   // `--upgrade` moves a resumed run to another stored module.
   ok(store->write([](Transaction &tx) -> StoreStatus {
     ok(tx.putModule("beef", std::vector<uint8_t>{1}, 30));
-    return tx.updateRun("child", RunUpdate{30, RunStatus::Running, {}, Value(), {}, "beef"});
+    return tx.updateRun("child", RunUpdate{30, RunStatus::Running, {}, Value(), {}, "beef", {}});
   }));
   RunRecord resumed = readRun(*store, "child");
   CHECK_FALSE(resumed.error.has_value());
@@ -307,7 +307,7 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
 
   ok(store->write([](Transaction &tx) {
     return tx.updateRun("child",
-                        RunUpdate{40, RunStatus::Completed, json(R"({"ok":true})"), {}, {}, {}});
+                        RunUpdate{40, RunStatus::Completed, json(R"({"ok":true})"), {}, {}, {}, {}});
   }));
   RunRecord done = readRun(*store, "child");
   CHECK(done.status == RunStatus::Completed);
@@ -316,7 +316,7 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
   CHECK(toJson(*done.outputs) == R"({"ok":true})");
 
   StoreError error = failure(store->write([](Transaction &tx) {
-    return tx.updateRun("child", RunUpdate{50, RunStatus::Failed, {}, {}, {}, {}});
+    return tx.updateRun("child", RunUpdate{50, RunStatus::Failed, {}, {}, {}, {}, {}});
   }),
                              StoreErrorKind::Conflict);
   CHECK(error.message.find("already COMPLETED") != std::string::npos);
@@ -336,7 +336,7 @@ TEST_CASE("runs are listed by status and workflow, newest first, and by chain an
     createRun(*store, run);
   }
   ok(store->write([](Transaction &tx) {
-    return tx.updateRun("r-2", RunUpdate{200, RunStatus::Completed, json("{}"), {}, {}, {}});
+    return tx.updateRun("r-2", RunUpdate{200, RunStatus::Completed, json("{}"), {}, {}, {}, {}});
   }));
 
   auto ids = [](const std::vector<RunRecord> &runs) {
