@@ -145,7 +145,8 @@ TEST_CASE("error types starting with '!' are reserved for the compiler's own reg
   compiler::Compilation compilation;
   bool ok = compiler::checkSource(compilation, "test.kotoba", R"({ workflow: { id: "w",
     strategy: { op: "try", body: { op: "activity", activity_ref: "a" },
-                catch: [{ errors: ["*", "!attempted"], do: { op: "seq", strategies: [] } }] } } })");
+                catch: [{ errors: ["*", "!attempted"],
+                          do: { op: "seq", strategies: [] } }] } } })");
   CHECK_FALSE(ok);
   std::ostringstream out;
   compilation.diagnostics.print(out);

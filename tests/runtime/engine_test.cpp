@@ -80,7 +80,8 @@ TEST_CASE("a run completes through the store with every step recorded in order")
   Engine engine(*temp.store, registry, clock);
   auto hash = engine.addModule(compile(kOrder));
   REQUIRE(hash.ok());
-  auto runId = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 12.5})"), {}, {}, {}});
+  auto runId =
+      engine.start(StartRequest{hash.value(), "", json(R"({"amount": 12.5})"), {}, {}, {}});
   REQUIRE(runId.ok());
   auto outcome = engine.runToCompletion(runId.value());
   REQUIRE(outcome.ok());
@@ -128,7 +129,8 @@ TEST_CASE("a fresh engine picks a run up from its history without repeating comp
     Engine engine(*temp.store, registry, clock, options);
     auto hash = engine.addModule(compile(kOrder));
     REQUIRE(hash.ok());
-    auto started = engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
+    auto started =
+        engine.start(StartRequest{hash.value(), "", json(R"({"amount": 1})"), {}, {}, {}});
     REQUIRE(started.ok());
     runId = started.value();
     // Work until the run sits on its timer, then the engine goes away.
@@ -167,7 +169,8 @@ TEST_CASE("invalid inputs are refused with every problem and no run is created")
     inputs: [{ name: "a", type: "integer", required: true }, { name: "b", type: "string" }],
     strategy: { op: "seq", strategies: [] } } })"));
   REQUIRE(hash.ok());
-  auto started = engine.start(StartRequest{hash.value(), "", json(R"({"b": 5, "c": 1})"), {}, {}, {}});
+  auto started =
+      engine.start(StartRequest{hash.value(), "", json(R"({"b": 5, "c": 1})"), {}, {}, {}});
   REQUIRE_FALSE(started.ok());
   CHECK(started.error().type == "InputValidationError");
   CHECK(started.error().message.find("'a' is required") != std::string::npos);

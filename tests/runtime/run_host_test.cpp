@@ -133,7 +133,8 @@ TEST_CASE("relative paths of declarations resolve against the run's directory, n
   ::chmod((project / "where.sh").c_str(), 0755);
   std::string source = R"({
     activities: [{ name: "where", implementation: { type: "process", command: "./where.sh" } }],
-    workflow: { id: "w", outputs: [{ name: "from" }], output_mapping: { from: $.results.where.from },
+    workflow: { id: "w", outputs: [{ name: "from" }],
+                output_mapping: { from: $.results.where.from },
                 strategy: { op: "activity", activity_ref: "where" } } })";
   std::string runId = startWith(*temp.store, source, RunHost{project.string(), {}});
   // The driving engine's own base directory does not have where.sh.

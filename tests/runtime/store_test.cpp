@@ -306,8 +306,8 @@ TEST_CASE("a run's status, outputs and error change until it finishes, then stay
   CHECK(resumed.moduleHash == "beef");
 
   ok(store->write([](Transaction &tx) {
-    return tx.updateRun("child",
-                        RunUpdate{40, RunStatus::Completed, json(R"({"ok":true})"), {}, {}, {}, {}});
+    return tx.updateRun(
+        "child", RunUpdate{40, RunStatus::Completed, json(R"({"ok":true})"), {}, {}, {}, {}});
   }));
   RunRecord done = readRun(*store, "child");
   CHECK(done.status == RunStatus::Completed);
