@@ -12,14 +12,7 @@ using namespace kotoba::testing;
 
 namespace {
 
-struct Fixture {
-  TemporaryStore temp;
-  VirtualClock clock{1'700'000'000'000};
-  ActivityRegistry registry;
-  CallLog log;
-  std::unique_ptr<Engine> engine;
-  std::string hash;
-
+struct Fixture : EngineFixture {
   void bind(const std::string &name, std::function<Result<Value>(ActivityContext &)> body) {
     REQUIRE_FALSE(
         registry.bindFunction(name, [this, name, body](const Value &, ActivityContext &context) {
@@ -37,12 +30,6 @@ struct Fixture {
       }
       return stoppedError(context.identity(), context.stopReason());
     });
-  }
-  void load(const std::string &source) {
-    engine = std::make_unique<Engine>(*temp.store, registry, clock);
-    auto added = engine->addModule(compileWorkflow(source));
-    REQUIRE(added.ok());
-    hash = added.value();
   }
   std::string start() {
     auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}, {}});

@@ -9,14 +9,7 @@ using namespace kotoba::testing;
 
 namespace {
 
-struct Fixture {
-  TemporaryStore temp;
-  VirtualClock clock{1'700'000'000'000};
-  ActivityRegistry registry;
-  CallLog log;
-  std::unique_ptr<Engine> engine;
-  std::string hash;
-
+struct Fixture : EngineFixture {
   void bind(const std::string &name, std::function<Result<Value>(const Value &, int64_t)> body) {
     REQUIRE_FALSE(registry.bindFunction(
         name, [this, name, body](const Value &input, ActivityContext &context) {
@@ -26,12 +19,6 @@ struct Fixture {
   }
   void echo(const std::string &name) {
     bind(name, [](const Value &input, int64_t) { return Result<Value>(input); });
-  }
-  void load(const std::string &source) {
-    engine = std::make_unique<Engine>(*temp.store, registry, clock);
-    auto added = engine->addModule(compileWorkflow(source));
-    REQUIRE(added.ok());
-    hash = added.value();
   }
   RunOutcome run(const std::string &inputs = "{}",
                  std::vector<std::pair<std::string, Value>> signals = {}) {

@@ -1,9 +1,11 @@
 // Shared pieces of the engine tests: compiling a workflow, a store in a temporary directory,
-// a log of activity calls, and reading a run's history back.
+// a log of activity calls, an engine over both with a loaded workflow, and reading a run's
+// history back.
 #pragma once
 
 #include "kotoba/compiler/codegen.h"
 #include "kotoba/compiler/compile.h"
+#include "kotoba/runtime/clock.h"
 #include "kotoba/runtime/engine.h"
 #include "kotoba/vm/json.h"
 
@@ -11,6 +13,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -64,6 +67,24 @@ struct CallLog {
   std::vector<std::string> snapshot() {
     std::lock_guard lock(mutex);
     return calls;
+  }
+};
+
+// A store, a virtual clock, an activity registry with a call log, and an engine over them
+// once `load` has given it a workflow. Tests derive their fixtures from it.
+struct EngineFixture {
+  TemporaryStore temp;
+  runtime::VirtualClock clock{1'700'000'000'000};
+  runtime::ActivityRegistry registry;
+  CallLog log;
+  std::unique_ptr<runtime::Engine> engine;
+  std::string hash;
+
+  void load(const std::string &source) {
+    engine = std::make_unique<runtime::Engine>(*temp.store, registry, clock);
+    auto added = engine->addModule(compileWorkflow(source));
+    REQUIRE(added.ok());
+    hash = added.value();
   }
 };
 
