@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -398,31 +399,48 @@ Result<std::vector<RunRecord>> Host::runs(std::optional<RunStatus> status, size_
   return std::move(found).value();
 }
 
-Result<std::vector<EventRecord>> Host::events(const std::string &runId, int64_t fromSeq) {
-  std::optional<std::vector<EventRecord>> found;
-  runtime::StoreStatus status = state_->store->read([&](const runtime::StoreReader &reader)
-                                                        -> runtime::StoreStatus {
-    auto record = reader.run(runId);
-    if (!record.ok()) {
-      return record.error();
-    }
-    if (!record.value()) {
-      return {}; // leaves `found` empty: RunNotFound
-    }
-    auto events = reader.events(runId, runtime::EventRange{std::max<int64_t>(1, fromSeq), {}, {}});
-    if (!events.ok()) {
-      return events.error();
-    }
-    found = std::move(events).value();
-    return {};
-  });
+namespace {
+
+// Answers a question about run `runId` from one snapshot of the store: RunNotFound when there
+// is no such run, StoreError when the store fails, else what `answer(reader, run, result)`
+// put in `result` (the function returns a store failure, or success).
+template <typename T, typename Answer>
+Result<T> readRun(runtime::Store &store, const std::string &runId, Answer &&answer) {
+  std::optional<Result<T>> result;
+  runtime::StoreStatus status =
+      store.read([&](const runtime::StoreReader &reader) -> runtime::StoreStatus {
+        auto record = reader.run(runId);
+        if (!record.ok()) {
+          return record.error();
+        }
+        if (!record.value()) {
+          result.emplace(runNotFound(runId));
+          return {};
+        }
+        return answer(reader, *record.value(), result);
+      });
   if (!status.ok()) {
     return storeFailure(status.error());
   }
-  if (!found) {
-    return runNotFound(runId);
-  }
-  return std::move(*found);
+  assert(result && "readRun: the answer neither answered nor failed");
+  return std::move(*result);
+}
+
+} // namespace
+
+Result<std::vector<EventRecord>> Host::events(const std::string &runId, int64_t fromSeq) {
+  return readRun<std::vector<EventRecord>>(
+      *state_->store, runId,
+      [&](const runtime::StoreReader &reader, const RunRecord &,
+          std::optional<Result<std::vector<EventRecord>>> &answer) -> runtime::StoreStatus {
+        auto events =
+            reader.events(runId, runtime::EventRange{std::max<int64_t>(1, fromSeq), {}, {}});
+        if (!events.ok()) {
+          return events.error();
+        }
+        answer.emplace(std::move(events).value());
+        return {};
+      });
 }
 
 namespace {
@@ -450,18 +468,10 @@ Result<std::shared_ptr<const vm::Module>> storedModule(const runtime::StoreReade
 } // namespace
 
 Result<RunState> Host::stateAt(const std::string &runId, std::optional<int64_t> seq) {
-  std::optional<Result<RunState>> answer;
-  runtime::StoreStatus status =
-      state_->store->read([&](const runtime::StoreReader &reader) -> runtime::StoreStatus {
-        auto record = reader.run(runId);
-        if (!record.ok()) {
-          return record.error();
-        }
-        if (!record.value()) {
-          answer.emplace(runNotFound(runId));
-          return {};
-        }
-        const RunRecord &run = *record.value();
+  return readRun<RunState>(
+      *state_->store, runId,
+      [&](const runtime::StoreReader &reader, const RunRecord &run,
+          std::optional<Result<RunState>> &answer) -> runtime::StoreStatus {
         int64_t at = seq.value_or(run.lastSeq);
         if (at < 1 || at > run.lastSeq) {
           answer.emplace(makeError(host_errors::EventNotFound,
@@ -509,25 +519,13 @@ Result<RunState> Host::stateAt(const std::string &runId, std::optional<int64_t> 
         answer.emplace(std::move(state));
         return {};
       });
-  if (!status.ok()) {
-    return storeFailure(status.error());
-  }
-  return std::move(*answer);
 }
 
 Result<ReplayReport> Host::replay(const std::string &runId, const vm::Module *module) {
-  std::optional<Result<ReplayReport>> answer;
-  runtime::StoreStatus status =
-      state_->store->read([&](const runtime::StoreReader &reader) -> runtime::StoreStatus {
-        auto record = reader.run(runId);
-        if (!record.ok()) {
-          return record.error();
-        }
-        if (!record.value()) {
-          answer.emplace(runNotFound(runId));
-          return {};
-        }
-        const RunRecord &run = *record.value();
+  return readRun<ReplayReport>(
+      *state_->store, runId,
+      [&](const runtime::StoreReader &reader, const RunRecord &run,
+          std::optional<Result<ReplayReport>> &answer) -> runtime::StoreStatus {
         std::shared_ptr<const vm::Module> code;
         std::string hash;
         if (module == nullptr) {
@@ -566,10 +564,6 @@ Result<ReplayReport> Host::replay(const std::string &runId, const vm::Module *mo
         answer.emplace(std::move(report));
         return {};
       });
-  if (!status.ok()) {
-    return storeFailure(status.error());
-  }
-  return std::move(*answer);
 }
 
 Result<runtime::ChainReport> Host::verify(const std::string &runId) {
