@@ -8,6 +8,7 @@
 
 #include "kotoba/runtime/activity_binding.h"
 #include "kotoba/runtime/checkpoint.h"
+#include "kotoba/runtime/owner_identity.h"
 #include "kotoba/runtime/replay.h"
 #include "kotoba/vm/json.h"
 #include "kotoba/vm/module_format.h"
@@ -630,8 +631,10 @@ int upgradeCommand(const GlobalOptions &global, const ResumeOptions &resume,
         if (!lease.ok()) {
           return lease.error();
         }
-        // Nothing works on a BLOCKED run; a lease left on one is stale.
-        if (run.status != RunStatus::Blocked && lease.value() && lease.value()->expiryMs > now) {
+        // Nothing works on a BLOCKED run; a lease left on one is stale, and so is one whose
+        // holder is provably gone (killed, its process token names a free pid).
+        if (run.status != RunStatus::Blocked && lease.value() && lease.value()->expiryMs > now &&
+            runtime::ownerLiveness(lease.value()->owner) != runtime::OwnerLiveness::Dead) {
           refused = usageFailure(fmt::format("run {} is being worked on by {} until {}; stop that "
                                              "process or wait for its lease to expire",
                                              run.id, lease.value()->owner,

@@ -272,6 +272,31 @@ def test_resume_upgrade_moves_a_run_only_when_its_history_replays(sandbox):
     result.expect(EXIT_USAGE, stdout_empty=True).expect_stderr(r"has already finished")
 
 
+def test_resume_upgrade_waits_for_a_live_owner_but_not_for_a_killed_one(sandbox):
+    # While the process that started the run works on it, the run cannot change modules; once
+    # that process is killed its lease is provably stale (docs/durability.md, Leases) and the
+    # upgrade goes ahead without waiting out the 30 s lease.
+    file = sandbox.workflow("greet.kotoba")
+    with open(os.path.join(sandbox.dir, file)) as original:
+        sandbox.write("greet-marked.kotoba", original.read().replace(
+            "strategies: [", 'strategies: [\n        { op: "set", vars: { marked: true } },', 1))
+    bindings = [sandbox.activity("make_greeting", sleep=2.0,
+                                 result="{'text': 'hello ' + inp['name']}"),
+                sandbox.activity("upper", result="{'text': inp['text'].upper()}")]
+    with cli.running_until_killed(sandbox, ["run", file, "--input", '{"name": "ada"}', *bindings],
+                                  first_activity="make_greeting"):
+        run_id = sandbox.vm("list", "--json").expect(EXIT_COMPLETED).json()[0]["run_id"]
+        result = sandbox.vm("resume", run_id, "--upgrade", "greet-marked.kotoba", *bindings)
+        result.expect(EXIT_USAGE, stdout_empty=True).expect_stderr(
+            rf"run {run_id} is being worked on by .*/proc:")
+
+    result = sandbox.vm("resume", run_id, "--upgrade", "greet-marked.kotoba", *bindings)
+    result.expect(EXIT_COMPLETED).expect_stderr(r"now runs module [0-9a-f]{64}")
+    check(result.json() == {"greeting": "hello ada", "shout": "HELLO ADA"}, result.describe())
+    check(result.elapsed < 10, f"the upgrade took {result.elapsed:.1f}s\n{result.describe()}")
+    check(cli.show(sandbox, run_id)["status"] == "COMPLETED", cli.show(sandbox, run_id))
+
+
 def test_resume_upgrade_unblocks_a_blocked_run_with_a_module_its_history_replays_on(sandbox):
     sandbox.write("approval.kotoba", APPROVAL)
     sandbox.write("approval-checked.kotoba", APPROVAL_CHECKED_FIRST)

@@ -11,6 +11,7 @@ samples/order_processing. Registered with CTest as cli/kotoba-vm.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -932,6 +933,20 @@ def wait_for(condition, timeout_s, what):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def running_until_killed(sandbox, args, first_activity):
+    """Starts `kotoba-vm ARGS` in the background and waits until `first_activity` has been
+    called; the body runs while the process lives, then the process is killed (SIGKILL)."""
+    process = subprocess.Popen([sandbox.config.kotoba_vm, *args], cwd=sandbox.dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: sandbox.called(first_activity), 30, f"{first_activity} to start")
+        yield process
+    finally:
+        process.kill()
+        process.communicate()
+
+
 def test_resume_after_sigkill_takes_the_run_over_without_waiting_for_the_lease(sandbox):
     # The run's owner dies mid activity under the default 30 s lease; on the same machine
     # its death is provable (docs/durability.md, Leases), so resume starts at once.
@@ -939,14 +954,9 @@ def test_resume_after_sigkill_takes_the_run_over_without_waiting_for_the_lease(s
     bindings = [sandbox.activity("make_greeting", sleep=1.0,
                                  result="{'text': ('hello ' + inp['name'] + ' ') * inp['times']}"),
                 sandbox.activity("upper", result="{'text': inp['text'].strip().upper()}")]
-    process = subprocess.Popen([sandbox.config.kotoba_vm, "run", file, "--input",
-                                '{"name": "ada", "times": 2}', *bindings], cwd=sandbox.dir,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: sandbox.called("make_greeting"), 30, "the first activity to start")
-    finally:
-        process.kill()
-        process.communicate()
+    with running_until_killed(sandbox, ["run", file, "--input", '{"name": "ada", "times": 2}',
+                                        *bindings], first_activity="make_greeting") as process:
+        pass
     runs = sandbox.vm("list", "--json").expect(EXIT_COMPLETED).json()
     check(len(runs) == 1 and runs[0]["status"] == "RUNNING", runs)
     run_id = runs[0]["run_id"]
@@ -970,13 +980,8 @@ def test_a_worker_takes_over_the_runs_of_a_killed_worker_at_once(sandbox):
                                  result="{'text': ('hello ' + inp['name'] + ' ') * inp['times']}"),
                 sandbox.activity("upper", result="{'text': inp['text'].strip().upper()}")]
     run_id = detach(sandbox, file, "--input", '{"name": "lin", "times": 1}', *bindings)
-    process = subprocess.Popen([sandbox.config.kotoba_vm, "worker", *bindings], cwd=sandbox.dir,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: sandbox.called("make_greeting"), 30, "the first activity to start")
-    finally:
-        process.kill()
-        process.communicate()
+    with running_until_killed(sandbox, ["worker", *bindings], first_activity="make_greeting"):
+        pass
     result = sandbox.vm("worker", "--until-idle", *bindings)
     result.expect(EXIT_COMPLETED)
     details = show(sandbox, run_id)

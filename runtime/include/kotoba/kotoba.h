@@ -128,7 +128,10 @@ struct HostOptions {
   // empty means the working directory.
   std::string baseDirectory;
   // This engine's name in run leases; empty picks a unique one. Two engines (in this or
-  // another process) on one store share its runs through leases.
+  // another process) on one store share its runs through leases. The name picked ends in a
+  // token naming this process, so that should it die another process on the same machine
+  // takes its runs over at once; a name given here has none, and its leases are waited out
+  // (docs/durability.md, Leases).
   std::string owner;
   // A checkpoint every this many events (0: none); see docs/durability.md.
   size_t checkpointEvery = 100;
