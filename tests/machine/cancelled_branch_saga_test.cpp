@@ -31,9 +31,11 @@ const char *const kBookingRace = R"({ workflow: { id: "w",
       catch: [{ errors: ["Boom"], do: { op: "activity", activity_ref: "after" } }] } ] } } })";
 
 // An activity that is busy (a retryable failure) until its `attempt`-th attempt succeeds.
-ActivityFunction busyUntil(int64_t attempt) {
-  return [attempt](const Value &input, int64_t tried) -> Result<Value> {
-    if (tried < attempt) {
+// With `key` and `value`, only calls whose input has that value at that key are busy.
+ActivityFunction busyUntil(int64_t attempt, const std::string &key = {}, Value value = {}) {
+  return [attempt, key, value](const Value &input, int64_t tried) -> Result<Value> {
+    const Value *field = key.empty() ? nullptr : input.asObject().find(key);
+    if (tried < attempt && (key.empty() || (field != nullptr && *field == value))) {
       WorkflowError error = makeError("Busy", "try later");
       error.retryable = true;
       return error;
@@ -392,14 +394,7 @@ TEST_CASE("a foreach iteration cancelled while compensating finishes its compens
   harness.activities["charge"] = [](const Value &, int64_t) -> Result<Value> {
     return makeError("Declined", "no");
   };
-  harness.activities["release"] = [](const Value &input, int64_t attempt) -> Result<Value> {
-    if (input.asObject().find("sku")->asString() == "b" && attempt < 2) {
-      WorkflowError error = makeError("Busy", "try later");
-      error.retryable = true;
-      return error;
-    }
-    return input;
-  };
+  harness.activities["release"] = busyUntil(2, "sku", Value("b"));
   CHECK(harness.run(json(R"({"items": ["a", "b"]})")) == RunStatus::Failed);
   // Iteration a fails and cancels b while b compensates: b's release is retried, not
   // cancelled, and b ends at its saga without reaching `next`.
@@ -528,4 +523,47 @@ TEST_CASE("a cancelled branch's compensation keeps the run COMPENSATING until it
   CHECK(harness.calls == std::vector<std::string>{"book", "unbook", "unbook", "unbook", "after"});
   CHECK(harness.commandsOf(vm::CommandKind::Cancel).empty());
   CHECK(harness.signal("go", Value(Object())) == RunStatus::Completed);
+}
+
+TEST_CASE("a losing branch that compensates finishes before the any-parallel's winner stands") {
+  Harness harness(R"({ workflow: { id: "w", outputs: [{ name: "v" }],
+    output_mapping: { v: $.results.race },
+    strategy: { op: "parallel", id: "race", completion_condition: "any", branches: [
+      { op: "seq", strategies: [
+          { op: "saga", main_flow: { op: "seq", strategies: [
+              { op: "activity", activity_ref: "reserve",
+                compensate: { activity_ref: "release",
+                  retry_policy: { initial_interval: "2m", maximum_attempts: 3 } } },
+              { op: "fail", error: "Nope" } ] } },
+          { op: "activity", activity_ref: "next" } ] },
+      { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
+                                { op: "activity", activity_ref: "fast",
+                                  input_mapping: { won: true } }] } ] } } })");
+  harness.activities["release"] = busyUntil(2);
+  harness.horizonMs = 90'000;
+  // The winner has finished, but the parallel waits for the losing branch's release.
+  CHECK(harness.run() == RunStatus::Compensating);
+  CHECK(harness.advance(60 * 60'000) == RunStatus::Completed);
+  CHECK(harness.calls == std::vector<std::string>{"reserve", "release", "fast", "release"});
+  CHECK(toJson(harness.outputs()) == R"({"v":{"won":true}})");
+  CHECK(harness.commandsOf(vm::CommandKind::Cancel).empty());
+}
+
+TEST_CASE("a foreach in a compensation block running at a cancel request goes on to its end") {
+  Harness harness(R"({ workflow: { id: "w", strategy: { op: "parallel", branches: [
+      { op: "saga", main_flow: { op: "fail", error: "Nope" },
+        compensation: { op: "foreach", items: [1, 2], max_concurrency: 1,
+          body: { op: "activity", activity_ref: "notify", input_mapping: { n: $.item },
+                  retry_policy: { initial_interval: "2m", maximum_attempts: 3 } } } },
+      { op: "wait", signal: "go" } ] } } })");
+  harness.recordInputs = true;
+  harness.activities["notify"] = busyUntil(2, "n", Value(int64_t{1})); // the first item
+  harness.horizonMs = 30'000;
+  CHECK(harness.run() == RunStatus::Running);
+  CHECK(harness.send(control(vm::InputKind::CancelRequested)) == RunStatus::Running);
+  CHECK(harness.advance(60 * 60'000) == RunStatus::Cancelled);
+  // The second iteration still starts after the first: the foreach is compensation code.
+  CHECK(harness.calls ==
+        std::vector<std::string>{R"(notify({"n":1}))", R"(notify({"n":1}))", R"(notify({"n":2}))"});
+  CHECK(harness.commandsOf(vm::CommandKind::Cancel).size() == 1);
 }

@@ -295,7 +295,7 @@ std::vector<Command> Machine::apply(const Input &input) {
       if (state.runsCompensationCode(fiber, /*inclusive=*/false)) {
         continue;
       }
-      if (fiber.handlerDepth) {
+      if (fiber.inSagaHandler()) {
         fiber.cancelAfterHandler = true;
       } else if (fiber.state == FiberState::WaitingCommand) {
         waiting.push_back(id);

@@ -200,27 +200,37 @@ bool MachineState::leaveSagaHandler(Fiber &fiber, WorkflowError &error) {
   return false;
 }
 
+bool MachineState::inLineage(const Fiber &fiber, bool (*test)(const Fiber &)) const {
+  for (const Fiber *at = &fiber;;) {
+    if (test(*at)) {
+      return true;
+    }
+    auto spawner = at->spawner ? fibers.find(*at->spawner) : fibers.end();
+    if (spawner == fibers.end()) {
+      return false;
+    }
+    at = &spawner->second;
+  }
+}
+
 bool MachineState::runsCompensationCode(const Fiber &fiber, bool inclusive) const {
   if (fiber.compensating || (inclusive && fiber.inSagaHandler())) {
     return true;
   }
-  for (std::optional<FiberId> at = fiber.spawner; at;) {
-    auto found = fibers.find(*at);
-    if (found == fibers.end()) {
-      return false;
-    }
-    if (found->second.compensating || found->second.inSagaHandler()) {
-      return true;
-    }
-    at = found->second.spawner;
-  }
-  return false;
+  auto spawner = fiber.spawner ? fibers.find(*fiber.spawner) : fibers.end();
+  return spawner != fibers.end() && inLineage(spawner->second, [](const Fiber &at) {
+           return at.compensating || at.inSagaHandler();
+         });
 }
 
 bool MachineState::endsWithRun(const Join &join) const {
-  // Compensation code, parallels and foreach loops within it included, runs to its end.
+  // Compensation code that was running when the run's ending arrived (parallels and foreach
+  // loops within it included) runs to its end. Compensation code started after it keeps
+  // the rule it always had, so histories without a cancel during compensation replay as
+  // recorded.
   return ending && join.kind != JoinKind::Compensation &&
-         !runsCompensationCode(fibers.at(join.owner), /*inclusive=*/true);
+         !inLineage(fibers.at(join.owner),
+                    [](const Fiber &at) { return at.cancelAfterHandler && at.inSagaHandler(); });
 }
 
 void MachineState::finishFiber(Fiber &fiber) {

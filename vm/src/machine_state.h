@@ -176,12 +176,14 @@ public:
   // handler of the fiber itself (inclusive) or of a fiber that started it. Such code runs to
   // its end when its branch or the run is cancelled (language.md).
   [[nodiscard]] bool runsCompensationCode(const Fiber &fiber, bool inclusive) const;
+  // Whether `test` holds for the fiber or for one of the fibers that started it.
+  [[nodiscard]] bool inLineage(const Fiber &fiber, bool (*test)(const Fiber &)) const;
   // Called by raise() when an error leaves the fiber's outermost saga handler. For a fiber
   // cancelled while the handler ran, the error becomes the cancellation (or the run's ending)
   // and goes on into its outer sagas, or the branch ends there (false: it is done with).
   [[nodiscard]] bool leaveSagaHandler(Fiber &fiber, WorkflowError &error);
   // Whether a parallel or foreach fails with the run's ending instead of resolving by its
-  // completion rule: only outside compensation code.
+  // completion rule: not within compensation code that ran when the ending arrived.
   [[nodiscard]] bool endsWithRun(const Join &join) const;
   void onAbandonedMemberFinished(Join &join, uint32_t joinId, Fiber &member);
   // Erases a join, lowering the compensation count when it ran compensations.
