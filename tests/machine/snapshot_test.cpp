@@ -286,6 +286,39 @@ TEST_CASE("restored parallels and foreach loops resolve exactly like the origina
                                 { op: "fail", error: "Boom" }] } ] } } })"};
     checkScenario(scenario, RunStatus::Failed);
   }
+  SUBCASE("all, with a branch compensating when a failure cancels it, and a cancel request") {
+    Scenario scenario{R"({ workflow: { id: "w", strategy: { op: "parallel", branches: [
+      { op: "seq", strategies: [
+          { op: "try", body: { op: "saga", main_flow: { op: "seq", strategies: [
+                { op: "activity", activity_ref: "book",
+                  compensate: { activity_ref: "unbook",
+                    retry_policy: { initial_interval: "2m", maximum_attempts: 3 } } },
+                { op: "fail", error: "Nope" } ] },
+              compensation: { op: "activity", activity_ref: "notify" } },
+            catch: [{ errors: ["*"], do: { op: "activity", activity_ref: "recover" } }] },
+          { op: "activity", activity_ref: "next" } ] },
+      { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
+                                { op: "fail", error: "Boom" }] },
+      { op: "wait", signal: "go" } ] } } })"};
+    scenario.setup = [](Harness &harness) {
+      harness.horizonMs = 90'000;
+      harness.activities["unbook"] = [](const Value &input, int64_t attempt) -> Result<Value> {
+        if (attempt < 2) {
+          WorkflowError error = makeError("Busy", "try later");
+          error.retryable = true;
+          return error;
+        }
+        return input;
+      };
+    };
+    // At 1m30s the branch compensates, cancelled by the failure: a cancel request changes
+    // nothing for it, and the run ends Cancelled once it has finished.
+    scenario.then = [](Harness &harness) {
+      harness.send(control(vm::InputKind::CancelRequested));
+      harness.advance(60 * 60'000);
+    };
+    checkScenario(scenario, RunStatus::Cancelled);
+  }
   SUBCASE("any") {
     Scenario scenario{threeBranches("any")};
     scenario.setup = [](Harness &harness) {
@@ -606,6 +639,31 @@ TEST_CASE("restore refuses snapshots whose parts do not fit the module or each o
   refused("pending.0.fiber", Value(0), "fiber 1: it waits on command 2, which is not pending");
   refused("pending.0.command.id", Value(12345), "fiber 1: it waits on command 2, which is not");
   refused("next_command", Value(1), "pending command 2: its id is not below next_command 1");
+  refused("fibers.1.spawner", Value(5), "fiber 1: spawner 5 is not an older fiber");
+}
+
+TEST_CASE("restore reads the saga-handler fields of a fiber only when they are written") {
+  // The waiting snapshot runs no saga handler, so its fibers carry neither field, as every
+  // snapshot written before the fields existed; those restore with them unset.
+  Waiting waiting = waitingSnapshot();
+  REQUIRE(restoreError(waiting, waiting.snapshot) == "restored");
+  auto withField = [&](const std::string &key, const Value &value) {
+    Object fiber = valueAt(waiting.snapshot, "fibers.0").asObject();
+    fiber.set(key, value);
+    return replacedAt(waiting.snapshot, "fibers.0", Value(std::move(fiber)));
+  };
+  CHECK(restoreError(waiting, withField("handler_depth", Value(0))) == "restored");
+  CHECK(restoreError(waiting, withField("handler_depth", Value())) ==
+        "invalid machine snapshot: snapshot.fibers[0].handler_depth: expected an integer, "
+        "found null");
+  CHECK(restoreError(waiting, withField("handler_depth", Value(9)))
+            .find("fiber 0: handler depth 9 is past its 2 frames") != std::string::npos);
+  CHECK(restoreError(waiting, withField("cancel_after_handler", Value(false))) ==
+        "invalid machine snapshot: snapshot.fibers[0].cancel_after_handler: expected true "
+        "(the field is left out when false)");
+  CHECK(restoreError(waiting, withField("cancel_after_handler", Value(true)))
+            .find("fiber 0: it is cancelled after a saga handler it does not run") !=
+        std::string::npos);
 }
 
 TEST_CASE("no mutation of a snapshot crashes restore") {

@@ -1,13 +1,17 @@
 // A saga inside a parallel branch that is cancelled because its sibling failed, through the
 // whole engine on SQLite: the branch's compensations run newest first and are recorded, the
 // run fails with the sibling's error only after them, and the history replays exactly on
-// the same module (docs/language-decisions.md, "Sagas in cancelled branches").
+// the same module (docs/language-decisions.md, "Sagas in cancelled branches"). A branch
+// already compensating when it is cancelled (by its sibling or a cancel request) finishes
+// its compensations, none of them asked to stop.
 #include "engine_support.h"
 
 #include "kotoba/runtime/replay.h"
 
+#include <chrono>
 #include <mutex>
 #include <set>
+#include <thread>
 
 using namespace kotoba;
 using namespace kotoba::runtime;
@@ -133,45 +137,112 @@ TEST_CASE("sagas nested in a cancelled branch compensate through the engine and 
   CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
 }
 
-TEST_CASE("a run whose compensating branch was cancelled is stored RUNNING again") {
-  TemporaryStore temp;
-  VirtualClock clock{1'700'000'000'000};
-  ActivityRegistry registry;
-  REQUIRE_FALSE(registry.bindFunction("book", [](const Value &, ActivityContext &) {
-    return Result<Value>(Value(Object()));
-  }));
-  REQUIRE_FALSE(registry.bindFunction("unbook", [](const Value &, ActivityContext &) {
-    WorkflowError busy = makeError("Busy", "try later");
-    busy.retryable = true;
-    return Result<Value>(busy);
-  }));
-  Engine engine(*temp.store, registry, clock);
-  vm::Module compiled = compileWorkflow(R"({ workflow: { id: "w", strategy: { op: "seq",
-    strategies: [
-      { op: "try", body: { op: "parallel", branches: [
-          { op: "saga", main_flow: { op: "seq", strategies: [
-              { op: "activity", activity_ref: "book",
-                compensate: { activity_ref: "unbook",
-                              retry_policy: { initial_interval: "1h", maximum_attempts: 5 } } },
-              { op: "fail", error: "Nope" } ] } },
-          { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
-                                    { op: "fail", error: "Boom" }] } ] },
-        catch: [{ errors: ["Boom"], do: { op: "set", vars: { caught: true } } }] },
-      { op: "wait", signal: "go" } ] } } })");
-  auto added = engine.addModule(std::move(compiled));
-  REQUIRE(added.ok());
-  auto started = engine.start(StartRequest{added.value(), "", parse("{}"), {}, {}, {}});
-  REQUIRE(started.ok());
-  std::string runId = started.value();
+namespace {
 
-  // The sibling's failure cancels the branch while its compensation waits for a retry: the
-  // run goes on to wait for the signal as RUNNING, not COMPENSATING.
-  REQUIRE(engine.runUntilIdle().ok());
-  auto waiting = engine.outcome(runId);
-  REQUIRE(waiting.ok());
-  CHECK(waiting.value().status == RunStatus::Running);
-  auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
-  REQUIRE(run.ok());
-  REQUIRE(run.value());
-  CHECK(run.value()->status == RunStatus::Running);
+// Branch 0's saga fails by itself; its compensation is busy once and retried two minutes
+// later, so the sibling's failure at one minute (or a cancel request) finds it compensating.
+const char *const kCompensatingBranch = R"({ workflow: { id: "w", strategy: {
+  op: "parallel", branches: [
+    { op: "seq", strategies: [
+        { op: "saga", main_flow: { op: "seq", strategies: [
+            { op: "activity", activity_ref: "book",
+              compensate: { activity_ref: "unbook",
+                            retry_policy: { initial_interval: "2m", maximum_attempts: 3 } } },
+            { op: "fail", error: "Nope" } ] },
+          compensation: { op: "activity", activity_ref: "notify" } },
+        { op: "activity", activity_ref: "next" } ] },
+    { op: "seq", strategies: [{ op: "wait", timer: "PT1M" }, WAIT_THEN ] } ] } } })";
+
+struct CompensatingBranch : EngineFixture {
+  std::shared_ptr<const vm::Module> module;
+  std::string runId;
+
+  explicit CompensatingBranch(const std::string &afterMinute) {
+    for (const char *name : {"book", "unbook", "notify", "next"}) {
+      std::string activity = name;
+      REQUIRE_FALSE(registry.bindFunction(
+          activity, [this, activity](const Value &input, ActivityContext &context) {
+            log.add(activity);
+            if (activity == "unbook" && context.attempt() < 2) {
+              WorkflowError busy = makeError("Busy", "try later");
+              busy.retryable = true;
+              return Result<Value>(busy);
+            }
+            return Result<Value>(input);
+          }));
+    }
+    std::string source = kCompensatingBranch;
+    source.replace(source.find("WAIT_THEN"), 9, afterMinute);
+    load(source);
+    module = std::make_shared<const vm::Module>(compileWorkflow(source));
+    auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}, {}});
+    REQUIRE(started.ok());
+    runId = started.value();
+  }
+
+  // The compensations recorded, and whether any activity was asked to stop.
+  void checkCompensatedWithoutCancel() {
+    std::vector<std::string> compensations;
+    size_t cancelRequests = 0;
+    for (const EventRecord &event : history(*temp.store, runId)) {
+      if (event.type == EventType::CompensationStarted) {
+        compensations.push_back("started " + event.stepId);
+      } else if (event.type == EventType::CompensationCompleted) {
+        compensations.push_back("completed " + event.stepId);
+      }
+      cancelRequests += event.type == EventType::ActivityCancelRequested;
+    }
+    CHECK(compensations == std::vector<std::string>{"started unbook", "completed unbook"});
+    CHECK(cancelRequests == 0);
+  }
+
+  void checkReplays() {
+    auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
+    REQUIRE(run.ok());
+    REQUIRE(run.value());
+    Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
+    bool replayed = replay.applyAll(history(*temp.store, runId)) && replay.expectEnded();
+    CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
+  }
+};
+
+} // namespace
+
+TEST_CASE("a branch cancelled while compensating finishes through the engine and replays") {
+  CompensatingBranch fixture(R"({ op: "fail", error: "Boom" })");
+  auto outcome = fixture.engine->runToCompletion(fixture.runId);
+  REQUIRE(outcome.ok());
+  CHECK(outcome.value().status == RunStatus::Failed);
+  CHECK(outcome.value().error->type == "Boom");
+  // unbook is retried after the sibling failed, the block runs, and `next` never does.
+  CHECK(fixture.log.snapshot() == std::vector<std::string>{"book", "unbook", "unbook", "notify"});
+  fixture.checkCompensatedWithoutCancel();
+  fixture.checkReplays();
+}
+
+TEST_CASE("a run cancelled while a branch compensates finishes it, ends Cancelled, replays") {
+  CompensatingBranch fixture(R"({ op: "wait", signal: "never" })");
+  // Step (without letting virtual time pass) until the branch compensates.
+  auto storedStatus = [&] {
+    auto run = fixture.temp.store->query(
+        [&](const StoreReader &reader) { return reader.run(fixture.runId); });
+    REQUIRE(run.ok());
+    REQUIRE(run.value());
+    return run.value()->status;
+  };
+  for (int tries = 0; tries < 10'000 && storedStatus() != RunStatus::Compensating; ++tries) {
+    auto stepped = fixture.engine->step();
+    REQUIRE(stepped.ok());
+    if (!stepped.value()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1)); // an activity still runs
+    }
+  }
+  REQUIRE(storedStatus() == RunStatus::Compensating);
+  REQUIRE(fixture.engine->cancel(fixture.runId).ok());
+  auto outcome = fixture.engine->runToCompletion(fixture.runId);
+  REQUIRE(outcome.ok());
+  CHECK(outcome.value().status == RunStatus::Cancelled);
+  CHECK(fixture.log.snapshot() == std::vector<std::string>{"book", "unbook", "unbook", "notify"});
+  fixture.checkCompensatedWithoutCancel();
+  fixture.checkReplays();
 }

@@ -187,8 +187,7 @@ void MachineState::writeResult(uint32_t scope, const std::string &name, Value va
 
 const PathDescriptor &MachineState::pathDescriptor(uint32_t constant) {
   if (pathCache.size() <= constant) {
-    pathCache.resize(module->constants.size() > constant ? module->constants.size()
-                                                         : constant + 1);
+    pathCache.resize(module->constants.size() > constant ? module->constants.size() : constant + 1);
   }
   std::unique_ptr<const PathDescriptor> &cached = pathCache[constant];
   if (!cached) {
@@ -288,11 +287,17 @@ std::vector<Command> Machine::apply(const Input &input) {
     state.ending =
         makeError(timeout ? kWorkflowTimedOutError : kCancelledError,
                   timeout ? "the workflow timeout was reached" : "the run was cancelled");
-    // Every fiber waiting on a command (compensations excepted) fails with the ending error
-    // at its wait; sagas catch it on the way up and compensate.
+    // Every fiber waiting on a command fails with the ending error at its wait; sagas catch
+    // it on the way up and compensate. Compensation code is left to run to its end: a fiber
+    // in a saga's handler fails with the ending error once the handler re-raises.
     std::vector<FiberId> waiting;
-    for (const auto &[id, fiber] : state.fibers) {
-      if (fiber.state == FiberState::WaitingCommand && !fiber.compensating) {
+    for (auto &[id, fiber] : state.fibers) {
+      if (state.runsCompensationCode(fiber, /*inclusive=*/false)) {
+        continue;
+      }
+      if (fiber.inSagaHandler()) {
+        fiber.cancelAfterHandler = true;
+      } else if (fiber.state == FiberState::WaitingCommand) {
         waiting.push_back(id);
       }
     }

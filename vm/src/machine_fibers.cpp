@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cassert>
+#include <utility>
 
 namespace kotoba::vm {
 
@@ -120,7 +121,14 @@ void MachineState::raise(Fiber &fiber, WorkflowError error) {
     ready.erase(fiber.id);
     return;
   }
-  while (!fiber.frames.empty()) {
+  for (;;) {
+    if (fiber.handlerDepth && fiber.frames.size() <= *fiber.handlerDepth &&
+        !leaveSagaHandler(fiber, error)) {
+      return; // the cancelled branch ended at its saga's re-raise
+    }
+    if (fiber.frames.empty()) {
+      break;
+    }
     Frame &frame = fiber.frames.back();
     if (frame.kind == Frame::Kind::Try) {
       Frame popped = std::move(frame);
@@ -166,6 +174,63 @@ void MachineState::raise(Fiber &fiber, WorkflowError error) {
   fiber.registers.clear();
   fiber.registers.push_back(error.toValue());
   finishFiber(fiber);
+}
+
+bool MachineState::leaveSagaHandler(Fiber &fiber, WorkflowError &error) {
+  fiber.handlerDepth.reset();
+  if (!std::exchange(fiber.cancelAfterHandler, false)) {
+    return true;
+  }
+  if (ending && !runsCompensationCode(fiber, /*inclusive=*/false)) {
+    // The run was cancelled (or timed out) while the handler ran: the fiber now fails with
+    // that, as every waiting fiber did at the request, so no `try` resumes its main work.
+    if (catchable(error)) {
+      error = *ending;
+    }
+    return true;
+  }
+  // A branch cancelled by its parallel or foreach while compensating: it unwinds its outer
+  // sagas (innermost first) as a branch cancelled at a wait does, or ends here.
+  if (hasCompensationsToRun(*module, fiber)) {
+    error = located(makeError(kCancelledError, "the branch was cancelled"), fiber);
+    return true;
+  }
+  (void)endCancellation(fiber, /*unwinds=*/false);
+  finishFiber(fiber); // its slot is Cancelled already: the join counts it ended
+  return false;
+}
+
+bool MachineState::inLineage(const Fiber &fiber, bool (*test)(const Fiber &)) const {
+  for (const Fiber *at = &fiber;;) {
+    if (test(*at)) {
+      return true;
+    }
+    auto spawner = at->spawner ? fibers.find(*at->spawner) : fibers.end();
+    if (spawner == fibers.end()) {
+      return false;
+    }
+    at = &spawner->second;
+  }
+}
+
+bool MachineState::runsCompensationCode(const Fiber &fiber, bool inclusive) const {
+  if (fiber.compensating || (inclusive && fiber.inSagaHandler())) {
+    return true;
+  }
+  auto spawner = fiber.spawner ? fibers.find(*fiber.spawner) : fibers.end();
+  return spawner != fibers.end() && inLineage(spawner->second, [](const Fiber &at) {
+           return at.compensating || at.inSagaHandler();
+         });
+}
+
+bool MachineState::endsWithRun(const Join &join) const {
+  // Compensation code that was running when the run's ending arrived (parallels and foreach
+  // loops within it included) runs to its end. Compensation code started after it keeps
+  // the rule it always had, so histories without a cancel during compensation replay as
+  // recorded.
+  return ending && join.kind != JoinKind::Compensation &&
+         !inLineage(fibers.at(join.owner),
+                    [](const Fiber &at) { return at.cancelAfterHandler && at.inSagaHandler(); });
 }
 
 void MachineState::finishFiber(Fiber &fiber) {
@@ -258,7 +323,7 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
 
   std::optional<Value> value;
   std::optional<WorkflowError> error;
-  if (ending && join.kind != JoinKind::Compensation) {
+  if (endsWithRun(join)) {
     // The run is ending: every member unwinds (and compensates) by itself; the join fails
     // once none is left running.
     if (running == 0) {
@@ -340,7 +405,7 @@ void MachineState::resolveJoin(Join &join, uint32_t joinId) {
     }
   }
   if (!value && !error) {
-    if (join.kind == JoinKind::Foreach && !ending) {
+    if (join.kind == JoinKind::Foreach && !endsWithRun(join)) {
       startForeachIterations(join, joinId);
     }
     return;
@@ -390,10 +455,14 @@ void MachineState::cancelRunningSlots(Join &join, bool unwindSagas) {
 }
 
 bool MachineState::cancelFiber(Fiber &fiber, bool unwindSagas) {
+  if (unwindSagas && fiber.inSagaHandler()) {
+    // Already compensating: a cancel changes nothing (language.md). The handler runs its
+    // compensations and `compensation` block to their end, nothing it waits on is cancelled,
+    // and its re-raise ends the branch (leaveSagaHandler); the join waits for it meanwhile.
+    fiber.cancelAfterHandler = true;
+    return true;
+  }
   ready.erase(fiber.id);
-  // TODO(#4): a branch whose saga is already compensating (its handler runs) is cancelled
-  // like any other, stopping those compensations; language.md wants them to finish, which
-  // needs the branch to end at the handler's re-raise (docs/language-decisions.md).
   bool unwinds = unwindSagas && hasCompensationsToRun(*module, fiber);
   if (fiber.state == FiberState::WaitingCommand) {
     pending.erase(fiber.command);

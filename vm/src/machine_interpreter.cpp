@@ -480,6 +480,9 @@ void MachineState::execute(Fiber &fiber) {
              fiber.frames.back().failed && "COMPRUN runs in a failed saga's handler");
       Frame saga = std::move(fiber.frames.back());
       fiber.frames.pop_back();
+      if (!fiber.handlerDepth) {
+        fiber.handlerDepth = static_cast<uint32_t>(fiber.frames.size());
+      }
       SagaDescriptor policy = decoded(decodeSaga(module->constant(ConstIndex{saga.descriptor})));
       if (saga.compensations.empty()) {
         Object outcome;

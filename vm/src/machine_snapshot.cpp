@@ -240,6 +240,14 @@ Value fiberValue(const Fiber &fiber) {
   object.appendNew("slot", integer(fiber.slot));
   object.appendNew("spawner", optionalInteger(fiber.spawner));
   object.appendNew("compensating", Value(fiber.compensating));
+  // Written only when set, so a snapshot of a state without a running saga handler reads
+  // as before; restore takes a missing field as unset (snapshots written before them too).
+  if (fiber.handlerDepth) {
+    object.appendNew("handler_depth", integer(*fiber.handlerDepth));
+  }
+  if (fiber.cancelAfterHandler) {
+    object.appendNew("cancel_after_handler", Value(true));
+  }
   return Value(std::move(object));
 }
 
@@ -342,6 +350,15 @@ public:
       return Node{null_, &object, key};
     }
     return Node{*found, &object, key};
+  }
+
+  // A field added after the format's first version and left out while it holds its
+  // default: nothing when it is missing, which the caller reads as that default.
+  [[nodiscard]] std::optional<Node> optionalMember(const Node &object, std::string_view key) {
+    if (object.value.isObject() && object.value.asObject().find(key) == nullptr) {
+      return std::nullopt;
+    }
+    return member(object, key);
   }
 
   // Calls `each` with every element of the array at `node`.
@@ -519,6 +536,17 @@ Fiber readFiber(Decoder &in, const Node &node) {
   fiber.slot = in.u32(in.member(node, "slot"));
   fiber.spawner = in.optionalU32(in.member(node, "spawner"));
   fiber.compensating = in.boolean(in.member(node, "compensating"));
+  // Written only when set: present, they must hold a set value, so that whatever restore
+  // accepts it writes back as it read it.
+  if (std::optional<Node> depth = in.optionalMember(node, "handler_depth")) {
+    fiber.handlerDepth = in.u32(*depth);
+  }
+  if (std::optional<Node> cancelled = in.optionalMember(node, "cancel_after_handler")) {
+    fiber.cancelAfterHandler = in.boolean(*cancelled);
+    if (!fiber.cancelAfterHandler) {
+      in.fail(*cancelled, "expected true (the field is left out when false)");
+    }
+  }
   return fiber;
 }
 

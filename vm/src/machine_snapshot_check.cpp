@@ -149,6 +149,18 @@ private:
         return fmt::format("it waits on join {}, which it does not own", fiber.join);
       }
     }
+    // A fiber is always younger than the one that started it, which rules out the cycles
+    // the walks up the spawner chain (innermostSaga, runsCompensationCode) could not end.
+    if (fiber.spawner && *fiber.spawner >= fiber.id) {
+      return fmt::format("spawner {} is not an older fiber", *fiber.spawner);
+    }
+    if (fiber.handlerDepth && *fiber.handlerDepth > fiber.frames.size()) {
+      return fmt::format("handler depth {} is past its {} frames", *fiber.handlerDepth,
+                         fiber.frames.size());
+    }
+    if (fiber.cancelAfterHandler && !fiber.inSagaHandler()) {
+      return std::string("it is cancelled after a saga handler it does not run");
+    }
     if (fiber.memberOf) {
       auto join = state_.joins.find(*fiber.memberOf);
       if (join != state_.joins.end() && fiber.slot >= join->second.slots.size()) {

@@ -69,6 +69,20 @@ struct Fiber {
   std::optional<FiberId> spawner;
   // Compensation code (and what it starts) keeps running while the run is cancelled.
   bool compensating = false;
+  // While the fiber runs a saga's handler (its compensations, then its `compensation`
+  // block): the number of frames below the outermost such handler. An error raised down to
+  // that depth leaves the handler.
+  std::optional<uint32_t> handlerDepth;
+  // The branch was cancelled while its saga's handler ran: the handler runs to its end, and
+  // only its re-raise ends the branch (or unwinds its outer sagas), never a `try`.
+  bool cancelAfterHandler = false;
+
+  // Whether the fiber runs a saga's handler: from the raise that enters it (the failed saga
+  // is its innermost frame until COMPRUN) to the raise that leaves it.
+  [[nodiscard]] bool inSagaHandler() const {
+    return handlerDepth.has_value() ||
+           (!frames.empty() && frames.back().kind == Frame::Kind::Saga && frames.back().failed);
+  }
 };
 
 enum class JoinKind : uint8_t { Parallel, Foreach, Compensation };
@@ -158,6 +172,19 @@ public:
   // Ends a cancelled fiber that waits for nothing any more: raises Cancelled into its sagas
   // when unwinds (true: it stays), or marks it Cancelled (false: the caller is done with it).
   [[nodiscard]] bool endCancellation(Fiber &fiber, bool unwinds);
+  // Whether the fiber runs compensation code: a compensation, or code started by a saga
+  // handler of the fiber itself (inclusive) or of a fiber that started it. Such code runs to
+  // its end when its branch or the run is cancelled (language.md).
+  [[nodiscard]] bool runsCompensationCode(const Fiber &fiber, bool inclusive) const;
+  // Whether `test` holds for the fiber or for one of the fibers that started it.
+  [[nodiscard]] bool inLineage(const Fiber &fiber, bool (*test)(const Fiber &)) const;
+  // Called by raise() when an error leaves the fiber's outermost saga handler. For a fiber
+  // cancelled while the handler ran, the error becomes the cancellation (or the run's ending)
+  // and goes on into its outer sagas, or the branch ends there (false: it is done with).
+  [[nodiscard]] bool leaveSagaHandler(Fiber &fiber, WorkflowError &error);
+  // Whether a parallel or foreach fails with the run's ending instead of resolving by its
+  // completion rule: not within compensation code that ran when the ending arrived.
+  [[nodiscard]] bool endsWithRun(const Join &join) const;
   void onAbandonedMemberFinished(Join &join, uint32_t joinId, Fiber &member);
   // Erases a join, lowering the compensation count when it ran compensations.
   void dropJoin(uint32_t joinId);
