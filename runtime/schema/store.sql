@@ -65,9 +65,11 @@ CREATE TABLE modules (
 --                      activities bound at start (`--bind`), each with the directory its
 --                      relative paths resolve against}. Children, continue-as-new runs and
 --                      retries of the chain inherit it. Added in version 2.
---   run_key            a small integer naming the run inside this store (1, 2, 3, ... in
---                      creation order), so that per-step rows need not repeat the text id;
---                      events.id is built from it. Added in version 3.
+--   run_key            a small integer naming the run inside this store (one more than the
+--                      largest in use, so 1, 2, 3, ... in creation order), so that per-step
+--                      rows need not repeat the text id; events.id is built from it. A key
+--                      freed by purge may be given again: its events went with its run.
+--                      Added in version 3.
 CREATE TABLE runs (
   id                TEXT    PRIMARY KEY NOT NULL,
   chain_id          TEXT    NOT NULL,
@@ -125,7 +127,7 @@ CREATE TABLE sites (
 --               history in one integer, so that a history is one contiguous range of the
 --               table's own b-tree and a run's new events append to it; a rowid table
 --               packs appended rows into full pages (an index b-tree, as a WITHOUT ROWID
---               table is, leaves them about 85% full; bench/findings.md)
+--               table is, left them about 12% empty; bench/findings.md)
 --   seq         id's low 32 bits (a virtual column, not stored): 1, 2, 3, ... per run,
 --               without gaps
 --   run_key     id's high bits (a virtual column, not stored)
