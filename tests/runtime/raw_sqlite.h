@@ -25,17 +25,40 @@ inline void rawExec(const std::string &path, const std::string &sql) {
   REQUIRE_MESSAGE(code == SQLITE_OK, text);
 }
 
-// The first column of the first row of a query.
-inline int64_t rawInteger(const std::string &path, const std::string &sql) {
+// The first column of the first row of a query, read with `read(statement)`.
+template <typename Read> auto rawFirst(const std::string &path, const std::string &sql, Read read) {
   sqlite3 *database = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &database) == SQLITE_OK);
   sqlite3_stmt *statement = nullptr;
   REQUIRE(sqlite3_prepare_v2(database, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
-  int64_t value = sqlite3_column_int64(statement, 0);
+  auto value = read(statement);
   sqlite3_finalize(statement);
   sqlite3_close(database);
   return value;
+}
+
+inline int64_t rawInteger(const std::string &path, const std::string &sql) {
+  return rawFirst(path, sql, [](sqlite3_stmt *row) { return sqlite3_column_int64(row, 0); });
+}
+
+inline std::string rawText(const std::string &path, const std::string &sql) {
+  return rawFirst(path, sql, [](sqlite3_stmt *row) {
+    const unsigned char *text = sqlite3_column_text(row, 0);
+    return text != nullptr ? std::string(reinterpret_cast<const char *>(text)) : std::string();
+  });
+}
+
+// Every table's columns (name, type, NOT NULL, default, key, generated) and every index's
+// definition, one line each in name order: what a file created by the current store.sql
+// and one upgraded from an earlier version must agree on.
+inline std::string rawSchemaShape(const std::string &path) {
+  return rawText(
+      path, "SELECT group_concat(line, char(10)) FROM (SELECT m.type || ' ' || m.name || ': ' || "
+            "CASE m.type WHEN 'table' THEN (SELECT group_concat(c.name || ' ' || c.type || ' ' "
+            "|| c.\"notnull\" || ' ' || coalesce(c.dflt_value, '-') || ' ' || c.pk || ' ' || "
+            "c.hidden, ', ') FROM pragma_table_xinfo(m.name) c) ELSE coalesce(m.sql, 'implicit') "
+            "END AS line FROM sqlite_schema m WHERE m.name NOT LIKE 'sqlite_%' ORDER BY m.name)");
 }
 
 // The events table and its index as versions 1 and 2 had them, filled from the current
