@@ -10,6 +10,7 @@ The sandbox, the activities and the result checks are those of run_cli_tests.py.
 Registered with CTest as cli/durable.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -79,6 +80,33 @@ def tampered_copy(sandbox, name):
     return sqlite3.connect(os.path.join(sandbox.dir, name))
 
 
+def rehash(events, run_id):
+    """Recomputes the hash chain of exported events after their payloads were changed, with
+    the formula of runtime/schema/store.sql (events.hash)."""
+    previous = bytes(32)
+    for event in events:
+        digest = hashlib.sha256()
+
+        def text(value):
+            data = value.encode()
+            digest.update(len(data).to_bytes(8, "little") + data)
+
+        def integer(value):
+            digest.update((value % 2**64).to_bytes(8, "little"))
+
+        text("kotoba.event.v1")
+        digest.update(previous)
+        text(run_id)
+        for field in ("seq", "type_number", "time_ms", "tx"):
+            integer(event[field])
+        text(event["step_id"])
+        text(event["location"])
+        text(json.dumps(event["payload"], separators=(",", ":"), ensure_ascii=False))
+        event["prev_hash"] = previous.hex()
+        previous = digest.digest()
+        event["hash"] = previous.hex()
+
+
 def run_ship(sandbox):
     """Runs the shipping workflow to its end under a virtual clock; returns the run id."""
     sandbox.write("ship.kotoba", SHIP)
@@ -125,6 +153,16 @@ def test_export_and_replay_of_a_clean_run_pass(sandbox):
     del body["run"]["host"]
     sandbox.write("old-export.json", json.dumps(body))
     sandbox.vm("replay", "old-export.json").expect(EXIT_COMPLETED, stderr_empty=True)
+    # So does one written before schema version 3, whose ActivityStarted payloads carry the
+    # idempotency key (and whose hashes cover it).
+    for event in body["events"]:
+        if event["type"] == "ActivityStarted":
+            payload = event["payload"]
+            payload["idempotency_key"] = (f"{run_id}/{event['step_id']}/c{payload['command_id']}"
+                                          f"/{payload['attempt']}")
+    rehash(body["events"], run_id)
+    sandbox.write("version-2-export.json", json.dumps(body))
+    sandbox.vm("replay", "version-2-export.json").expect(EXIT_COMPLETED, stderr_empty=True)
     # Against the same workflow compiled again: the same module, so the same answer.
     sandbox.write("ship.kotoba", SHIP)
     result = sandbox.vm("--json", "replay", "ship-export.json", "--module", "ship.kotoba")
