@@ -1,11 +1,13 @@
 // Stores written by earlier kotoba versions: a version 1 or 2 file, with a finished run, one
 // parked on a timer and one waiting for a signal, opens under this kotoba, is upgraded to
-// version 3 in one transaction, keeps every event and hash, and its runs verify, resume and
-// finish; an upgrade that fails leaves the file as it was. The old files are made here by
-// turning a current file back into the old layout with SQL, as the old kotoba wrote it.
+// version 3 in one transaction, keeps every event and hash, and its runs verify, replay,
+// resume and finish; an upgrade that fails leaves the file as it was. The old files are
+// made here by turning a current file back into the old layout with SQL, as the old kotoba
+// wrote it.
 #include "engine_support.h"
 #include "raw_sqlite.h"
 
+#include "kotoba/runtime/replay.h"
 #include "kotoba/runtime/store.h"
 
 #include <fmt/format.h>
@@ -33,6 +35,19 @@ const char *const kParkingWorkflow = R"({ workflow: { id: "parking",
 void bindWork(ActivityRegistry &registry) {
   REQUIRE_FALSE(registry.bindFunction(
       "work", [](const Value &, ActivityContext &) { return Result<Value>(Value("done")); }));
+}
+
+// Replays the run's whole history from its first event against the workflow's module.
+void requireReplays(Store &store, const std::string &runId, bool ended) {
+  auto module = std::make_shared<const vm::Module>(testing::compileWorkflow(kParkingWorkflow));
+  auto run = store.query([&](const StoreReader &reader) { return reader.run(runId); });
+  REQUIRE(run.ok());
+  REQUIRE(run.value());
+  Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
+  bool replayed =
+      replay.applyAll(testing::history(store, runId)) && (!ended || replay.expectEnded());
+  INFO("run ", runId);
+  CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
 }
 
 void requireVerified(Store &store, const std::string &runId) {
@@ -124,6 +139,7 @@ TEST_CASE("a version 1 or 2 store is upgraded in place and its runs verify, resu
         CHECK(after[index].location == events[index].location);
       }
       requireVerified(*temp.store, runId);
+      requireReplays(*temp.store, runId, runId == runs.finished);
     }
 
     // A new engine takes the parked runs over, once the old one's leases have lapsed.
@@ -140,6 +156,7 @@ TEST_CASE("a version 1 or 2 store is upgraded in place and its runs verify, resu
       CHECK(outcome.value().status == RunStatus::Completed);
       CHECK(toJson(outcome.value().outputs) == R"({"got":"late"})");
       requireVerified(*temp.store, runId);
+      requireReplays(*temp.store, runId, true);
     }
     requireVerified(*temp.store, runs.finished);
     // New runs are numbered after the old ones.
