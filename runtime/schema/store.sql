@@ -1,4 +1,4 @@
--- The Kotoba store, schema version 2.
+-- The Kotoba store, schema version 3.
 --
 -- One SQLite file holds everything a durable run needs to survive a crash: the modules runs
 -- were started with, the runs, their histories (hash-chained), checkpoints of VM state,
@@ -19,6 +19,9 @@
 -- running this file again. Versions:
 --   1  the first schema.
 --   2  runs.host: where the run's activities come from (base directory, --bind bindings).
+--   3  a smaller history: runs.run_key, events keyed by run_key and seq in one integer,
+--      step ids and locations in sites, no stored prev_hash, no events_by_tx index, and a
+--      payload's leading command_id kept in a column of its own.
 
 PRAGMA application_id = 1263490114; -- 0x4B4F5442, 'KOTB': marks the file as a Kotoba store
 
@@ -62,6 +65,11 @@ CREATE TABLE modules (
 --                      activities bound at start (`--bind`), each with the directory its
 --                      relative paths resolve against}. Children, continue-as-new runs and
 --                      retries of the chain inherit it. Added in version 2.
+--   run_key            a small integer naming the run inside this store (one more than the
+--                      largest in use, so 1, 2, 3, ... in creation order), so that per-step
+--                      rows need not repeat the text id; events.id is built from it. A key
+--                      freed by purge may be given again: its events went with its run.
+--                      Added in version 3.
 CREATE TABLE runs (
   id                TEXT    PRIMARY KEY NOT NULL,
   chain_id          TEXT    NOT NULL,
@@ -81,8 +89,11 @@ CREATE TABLE runs (
   finished_ms       INTEGER,
   timeout_ms        INTEGER,
   last_seq          INTEGER NOT NULL DEFAULT 0,
-  host              TEXT
+  host              TEXT,
+  run_key           INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+-- Numbering new runs (max + 1) and finding a run by its key.
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key);
 -- `list --status S [--workflow W]`, newest first.
 CREATE INDEX runs_by_status ON runs (status, workflow_id, created_ms);
 -- `list --workflow W`.
@@ -96,38 +107,64 @@ CREATE INDEX runs_by_finish ON runs (finished_ms) WHERE finished_ms IS NOT NULL;
 -- Purge of modules no run refers to.
 CREATE INDEX runs_by_module ON runs (module_hash);
 
+-- sites: the step ids and source locations events name, each pair stored once, since the
+-- events of one construct (a step's scheduled, started and completed events, and every
+-- iteration of a loop) repeat the same pair.
+--   id        the site's number, which events.site refers to
+--   step_id   the step id of the construct, '' for the run itself
+--   location  its source location as file:line, '' when there is none
+-- Sites are kept when the runs that named them are purged: there is one per construct of
+-- any module ever run, a few dozen bytes each.
+CREATE TABLE sites (
+  id       INTEGER PRIMARY KEY,
+  step_id  TEXT    NOT NULL,
+  location TEXT    NOT NULL,
+  UNIQUE (step_id, location)
+);
+
 -- events: each run's history, the ordered list of everything that happened to it.
---   run_id     the run (runs.id)
---   seq        1, 2, 3, ... per run, without gaps
---   type       the event type's number (runtime/include/kotoba/runtime/event_types.def)
---   time_ms    when it happened, by the engine's clock (virtual time under --clock virtual)
---   tx         the store transaction that wrote it (transaction_counter); events written
---              together share one tx, so `state --at-tx` can cut a history at a commit
---   step_id    the step id of the construct that caused it, '' for the run itself
---   location   its source location as file:line, '' when there is none
---   payload    what the event carries (JSON; its fields are the engine's to define)
---   hash       SHA-256 over prev_hash and the event's canonical content (see below)
---   prev_hash  the previous event's hash; 32 zero bytes for seq 1
--- hash is SHA-256 of, in order: the text "kotoba.event.v1", prev_hash (32 raw bytes),
--- run_id, seq, type, time_ms, tx, step_id, location, payload; each text as its byte length
--- (64-bit little-endian) followed by its bytes, each integer as 64-bit little-endian two's
+--   id          run_key * 2^32 + seq: the run (runs.run_key) and the event's place in its
+--               history in one integer, so that a history is one contiguous range of the
+--               table's own b-tree and a run's new events append to it; a rowid table
+--               packs appended rows into full pages (an index b-tree, as a WITHOUT ROWID
+--               table is, left them about 12% empty; bench/findings.md)
+--   seq         id's low 32 bits (a virtual column, not stored): 1, 2, 3, ... per run,
+--               without gaps
+--   run_key     id's high bits (a virtual column, not stored)
+--   type        the event type's number (runtime/include/kotoba/runtime/event_types.def)
+--   time_ms     when it happened, by the engine's clock (virtual time under --clock virtual)
+--   tx          the store transaction that wrote it (transaction_counter); events written
+--               together share one tx, and a run's later events never have a smaller one, so
+--               `state --at-tx` cuts a history at a commit by reading it in seq order
+--   site        its step id and source location (sites.id)
+--   command_id  NULL, or the value of the payload's first member "command_id", which the
+--               payload column then leaves out (see payload)
+--   payload     what the event carries (JSON; its fields are the engine's to define). When
+--               command_id is NULL it is the payload's whole text. Otherwise the whole text
+--               is `{"command_id":` and command_id in decimal, then `}` if the column holds
+--               `{}`, else `,` and the column's text after its opening `{`. The store splits
+--               the member off only when joining gives back exactly the same bytes.
+--   hash        SHA-256 over the previous event's hash and this event's content (below)
+-- hash is SHA-256 of, in order: the text "kotoba.event.v1", the previous event's hash (32
+-- raw bytes; 32 zero bytes for seq 1), run_id (the text runs.id), seq, type, time_ms, tx,
+-- step_id, location, payload (the whole text); each text as its byte length (64-bit
+-- little-endian) followed by its bytes, each integer as 64-bit little-endian two's
 -- complement. A run's history is thereby a hash chain: changing any byte of any event
 -- changes its hash and breaks the link to the next one, which `kotoba-vm verify` reports.
+-- The previous hash is not stored (version 2 had it as prev_hash): readers take it from the
+-- event before, so the chain is checked by recomputing each hash in seq order.
 CREATE TABLE events (
-  run_id    TEXT    NOT NULL REFERENCES runs (id),
-  seq       INTEGER NOT NULL CHECK (seq >= 1),
-  type      INTEGER NOT NULL,
-  time_ms   INTEGER NOT NULL,
-  tx        INTEGER NOT NULL,
-  step_id   TEXT    NOT NULL,
-  location  TEXT    NOT NULL,
-  payload   TEXT    NOT NULL,
-  hash      BLOB    NOT NULL,
-  prev_hash BLOB    NOT NULL,
-  PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
--- Histories up to a store transaction (`state --at-tx`).
-CREATE INDEX events_by_tx ON events (run_id, tx);
+  id         INTEGER PRIMARY KEY CHECK ((id & 4294967295) >= 1),
+  type       INTEGER NOT NULL,
+  time_ms    INTEGER NOT NULL,
+  tx         INTEGER NOT NULL,
+  site       INTEGER NOT NULL REFERENCES sites (id),
+  command_id INTEGER,
+  payload    TEXT    NOT NULL,
+  hash       BLOB    NOT NULL,
+  run_key    INTEGER GENERATED ALWAYS AS (id >> 32) VIRTUAL,
+  seq        INTEGER GENERATED ALWAYS AS (id & 4294967295) VIRTUAL
+);
 
 -- checkpoints: serialized VM states, so that resuming a run replays only later events.
 --   run_id      the run (runs.id)
@@ -281,4 +318,4 @@ CREATE TABLE transaction_counter (
 );
 INSERT INTO transaction_counter (only, last_tx) VALUES (1, 0);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -48,8 +48,8 @@ Result<bool> Engine::Impl::step() {
   // In batch mode the transactions of these stages go to the store's group commit together
   // and are waited for once, before anything acts on them (spec runtime.md section 6).
   deferCommits = true;
-  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes,
-                     &Impl::fireTimers, &Impl::matchEvents}) {
+  for (auto stage : {&Impl::adoptRuns, &Impl::drainOutcomes, &Impl::drainInboxes, &Impl::fireTimers,
+                     &Impl::matchEvents}) {
     Result<bool> result = (this->*stage)();
     if (!result.ok()) {
       deferCommits = false;
@@ -170,10 +170,11 @@ Result<bool> Engine::Impl::drainOutcomes() {
     started.timeMs = outcome.startedAtMs.value_or(outcome.scheduledAtMs);
     started.stepId = info->second.step;
     started.location = info->second.location;
-    started.payload =
-        Value(payload({{"command_id", Value(static_cast<int64_t>(commandId))},
-                       {"attempt", Value(attempt)},
-                       {"idempotency_key", Value(idempotencyKey(outcome.identity))}}));
+    // No idempotency key: it follows from the run id, step id, command id and attempt
+    // (idempotencyKey), and repeating it cost every step some 40 bytes of store (histories
+    // of schema version 2 and earlier still carry it).
+    started.payload = Value(payload(
+        {{"command_id", Value(static_cast<int64_t>(commandId))}, {"attempt", Value(attempt)}}));
 
     PendingWrite write;
     write.events.push_back(std::move(started));

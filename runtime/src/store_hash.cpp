@@ -4,6 +4,7 @@
 // (a step id ending where a location begins cannot be confused with another split).
 #include "kotoba/runtime/store.h"
 
+#include "store_event_rows.h"
 #include "store_internal.h"
 #include "store_rows.h"
 
@@ -12,6 +13,7 @@
 #include <llvm/Support/SHA256.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace kotoba::runtime {
 namespace {
@@ -86,17 +88,20 @@ BrokenLink broken(BrokenLink::Where where, int64_t seq, std::string reason) {
   return BrokenLink{where, seq, std::move(reason)};
 }
 
-// Walks the events in seq order; stops at the first link that does not hold.
+// Walks the events in seq order; stops at the first link that does not hold. Each event's
+// previous hash is the hash stored with the event before it, so a changed, removed or
+// reordered event shows as the first event whose recomputed hash differs from its own.
 StoreStatus verifyEvents(detail::Connection &connection, const Operation &operation,
                          std::string_view runId, ChainReport &report,
                          std::vector<Hash> &hashesBySeq) {
-  StoreResult<Statement> statement = connection.prepare(
-      operation, "SELECT seq, type, time_ms, tx, step_id, location, payload, hash, prev_hash "
-                 "FROM events WHERE run_id = ?1 ORDER BY seq");
+  StoreResult<Statement> statement = connection.prepare(operation, detail::kRunEventsSql);
   if (!statement.ok()) {
     return std::move(statement).error();
   }
-  statement->bind(1, runId);
+  statement->bind(1, runId)
+      .bind(2, int64_t{1})
+      .bind(3, detail::kMaxEventSeq)
+      .bind(4, std::numeric_limits<int64_t>::max());
   Hash previous{};
   while (true) {
     StoreResult<bool> row = statement->next(operation);
@@ -106,7 +111,8 @@ StoreStatus verifyEvents(detail::Connection &connection, const Operation &operat
     if (!row.value()) {
       return {};
     }
-    int64_t seq = statement->integer(0);
+    detail::EventRow event = detail::readEventRow(*statement);
+    int64_t seq = event.seq;
     int64_t expected = static_cast<int64_t>(hashesBySeq.size()) + 1;
     ++report.eventsChecked;
     if (seq != expected) {
@@ -117,23 +123,13 @@ StoreStatus verifyEvents(detail::Connection &connection, const Operation &operat
       return {};
     }
     Hash stored{};
-    Hash storedPrevious{};
-    if (!detail::copyHash(statement->bytes(7), stored) ||
-        !detail::copyHash(statement->bytes(8), storedPrevious)) {
+    if (!detail::copyHash(event.hash, stored)) {
       report.firstBroken =
           broken(BrokenLink::Where::Event, seq, "its stored hash is not 32 bytes long");
       return {};
     }
-    if (storedPrevious != previous) {
-      report.firstBroken = broken(
-          BrokenLink::Where::Event, seq,
-          seq == 1 ? std::string("the first event's prev_hash is not all zeros")
-                   : fmt::format("its prev_hash does not match the hash of event {}", seq - 1));
-      return {};
-    }
-    Hash recomputed = eventHash(previous, runId, seq, statement->integer(1), statement->integer(2),
-                                statement->integer(3), statement->bytes(4), statement->bytes(5),
-                                statement->bytes(6));
+    Hash recomputed = eventHash(previous, runId, seq, event.typeNumber, event.timeMs, event.tx,
+                                event.stepId, event.location, event.payload);
     if (recomputed != stored) {
       report.firstBroken = broken(BrokenLink::Where::Event, seq,
                                   fmt::format("its content does not match its hash (stored {}, "

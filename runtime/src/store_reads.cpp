@@ -3,6 +3,7 @@
 // parsed here; a column that does not parse is reported as Corrupt, never passed on.
 #include "kotoba/runtime/store.h"
 
+#include "store_event_rows.h"
 #include "store_internal.h"
 #include "store_rows.h"
 
@@ -289,10 +290,10 @@ StoreResult<std::vector<std::string>> StoreReader::unownedActiveRuns(int64_t now
   Operation operation{connection_, "list runs without a live lease"};
   // Asked on every engine step and almost always empty: an existence test stops at the first
   // match and sorts nothing, where the listing below builds and sorts a temporary b-tree.
-  StoreResult<Statement> probe = connection_.prepare(
-      operation, "SELECT 1 FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
-                 "WHERE r.status IN ('RUNNING', 'COMPENSATING') "
-                 "AND (l.run_id IS NULL OR l.expiry_ms <= ?1) LIMIT 1");
+  StoreResult<Statement> probe =
+      connection_.prepare(operation, "SELECT 1 FROM runs r LEFT JOIN leases l ON l.run_id = r.id "
+                                     "WHERE r.status IN ('RUNNING', 'COMPENSATING') "
+                                     "AND (l.run_id IS NULL OR l.expiry_ms <= ?1) LIMIT 1");
   if (!probe.ok()) {
     return std::move(probe).error();
   }
@@ -335,50 +336,64 @@ StoreResult<std::vector<std::string>> StoreReader::leaseOwners(int64_t nowMs) co
 StoreResult<std::vector<EventRecord>> StoreReader::events(std::string_view runId,
                                                           const EventRange &range) const {
   Operation operation{connection_, "read the events of run {}", runId};
-  StoreResult<Statement> statement = connection_.prepare(
-      operation, "SELECT seq, type, time_ms, tx, step_id, location, payload, hash, prev_hash "
-                 "FROM events WHERE run_id = ?1 AND seq >= ?2 AND seq <= ?3 AND tx <= ?4 "
-                 "ORDER BY seq");
+  StoreResult<Statement> statement = connection_.prepare(operation, detail::kRunEventsSql);
   if (!statement.ok()) {
     return std::move(statement).error();
   }
-  constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+  // From the event before the range, whose hash is the first event's previous hash.
+  int64_t fromSeq = std::max<int64_t>(range.fromSeq, 1);
   statement->bind(1, runId)
-      .bind(2, range.fromSeq)
-      .bind(3, range.toSeq.value_or(kNoLimit))
-      .bind(4, range.toTx.value_or(kNoLimit));
-  return collect<EventRecord>(
-      operation, *statement, [&](const Statement &row) -> StoreResult<EventRecord> {
-        EventRecord event;
-        event.runId = std::string(runId);
-        event.seq = row.integer(0);
-        std::optional<EventType> type = eventTypeFromNumber(row.integer(1));
-        if (!type) {
-          return operation.fail(StoreErrorKind::Corrupt,
-                                fmt::format("event {} has type number {}, which this kotoba "
-                                            "does not know; use the kotoba that wrote it",
-                                            event.seq, row.integer(1)));
-        }
-        event.type = *type;
-        event.timeMs = row.integer(2);
-        event.tx = row.integer(3);
-        event.stepId = row.text(4);
-        event.location = row.text(5);
-        StoreResult<Value> payload = detail::decodeJson(
-            operation, row.bytes(6), fmt::format("the payload of event {}", event.seq));
-        if (!payload.ok()) {
-          return std::move(payload).error();
-        }
-        event.payload = std::move(payload).value();
-        if (!detail::copyHash(row.bytes(7), event.hash) ||
-            !detail::copyHash(row.bytes(8), event.prevHash)) {
-          return operation.fail(StoreErrorKind::Corrupt,
-                                fmt::format("event {} has a hash that is not 32 bytes; run "
-                                            "`kotoba-vm verify`",
-                                            event.seq));
-        }
-        return event;
-      });
+      .bind(2, fromSeq - 1)
+      .bind(3, std::min(range.toSeq.value_or(detail::kMaxEventSeq), detail::kMaxEventSeq))
+      .bind(4, range.toTx.value_or(std::numeric_limits<int64_t>::max()));
+  std::vector<EventRecord> events;
+  Hash previous{};
+  while (true) {
+    StoreResult<bool> found = statement->next(operation);
+    if (!found.ok()) {
+      return std::move(found).error();
+    }
+    if (!found.value()) {
+      return events;
+    }
+    detail::EventRow row = detail::readEventRow(*statement);
+    Hash hash{};
+    if (!detail::copyHash(row.hash, hash)) {
+      return operation.fail(StoreErrorKind::Corrupt,
+                            fmt::format("event {} has a hash that is not 32 bytes; run "
+                                        "`kotoba-vm verify`",
+                                        row.seq));
+    }
+    if (row.seq < fromSeq) {
+      previous = hash;
+      continue;
+    }
+    EventRecord event;
+    event.runId = std::string(runId);
+    event.seq = row.seq;
+    std::optional<EventType> type = eventTypeFromNumber(row.typeNumber);
+    if (!type) {
+      return operation.fail(StoreErrorKind::Corrupt,
+                            fmt::format("event {} has type number {}, which this kotoba "
+                                        "does not know; use the kotoba that wrote it",
+                                        event.seq, row.typeNumber));
+    }
+    event.type = *type;
+    event.timeMs = row.timeMs;
+    event.tx = row.tx;
+    event.stepId = std::move(row.stepId);
+    event.location = std::move(row.location);
+    StoreResult<Value> payload = detail::decodeJson(
+        operation, row.payload, fmt::format("the payload of event {}", event.seq));
+    if (!payload.ok()) {
+      return std::move(payload).error();
+    }
+    event.payload = std::move(payload).value();
+    event.hash = hash;
+    event.prevHash = previous;
+    previous = hash;
+    events.push_back(std::move(event));
+  }
 }
 
 StoreResult<std::optional<CheckpointRecord>>

@@ -27,8 +27,50 @@ struct SchemaUpgrade {
 
 // Version 2 adds runs.host; runs of a version 1 store have none (NULL), and the engine then
 // resolves their activities as version 1 did, from its own options.
+// Version 3 stores a history smaller (store.sql, events): runs get their run_key in creation
+// order; events are copied into the new layout with their hashes as they are (the hash
+// formula is unchanged, so the chains stay intact) and their payloads whole (command_id
+// NULL); prev_hash and events_by_tx go.
+constexpr const char *kVersion3Sql = R"sql(
+ALTER TABLE runs ADD COLUMN run_key INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET run_key = numbered.run_key
+  FROM (SELECT id, row_number() OVER (ORDER BY created_ms, id) AS run_key FROM runs) AS numbered
+  WHERE runs.id = numbered.id;
+CREATE UNIQUE INDEX runs_by_key ON runs (run_key);
+CREATE TABLE sites (
+  id       INTEGER PRIMARY KEY,
+  step_id  TEXT    NOT NULL,
+  location TEXT    NOT NULL,
+  UNIQUE (step_id, location)
+);
+INSERT INTO sites (step_id, location)
+  SELECT DISTINCT step_id, location FROM events ORDER BY step_id, location;
+CREATE TABLE events_v3 (
+  id         INTEGER PRIMARY KEY CHECK ((id & 4294967295) >= 1),
+  type       INTEGER NOT NULL,
+  time_ms    INTEGER NOT NULL,
+  tx         INTEGER NOT NULL,
+  site       INTEGER NOT NULL REFERENCES sites (id),
+  command_id INTEGER,
+  payload    TEXT    NOT NULL,
+  hash       BLOB    NOT NULL,
+  run_key    INTEGER GENERATED ALWAYS AS (id >> 32) VIRTUAL,
+  seq        INTEGER GENERATED ALWAYS AS (id & 4294967295) VIRTUAL
+);
+INSERT INTO events_v3 (id, type, time_ms, tx, site, command_id, payload, hash)
+  SELECT (r.run_key << 32) + e.seq, e.type, e.time_ms, e.tx, s.id, NULL, e.payload, e.hash
+  FROM events e
+  JOIN runs r ON r.id = e.run_id
+  JOIN sites s ON s.step_id = e.step_id AND s.location = e.location
+  ORDER BY 1;
+DROP INDEX events_by_tx;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+)sql";
+
 constexpr SchemaUpgrade kUpgradeSteps[] = {
     {2, "ALTER TABLE runs ADD COLUMN host TEXT"},
+    {3, kVersion3Sql},
 };
 constexpr std::span<const SchemaUpgrade> kUpgrades{kUpgradeSteps};
 

@@ -4,6 +4,7 @@
 // held, a finished run stays finished); payload limits are the engine's to enforce.
 #include "kotoba/runtime/store.h"
 
+#include "store_event_rows.h"
 #include "store_internal.h"
 #include "store_rows.h"
 
@@ -63,6 +64,57 @@ std::optional<std::string> optionalJson(const Value &value) {
   return toJson(value);
 }
 
+// The sites (step id and location pairs) of the events one append writes. A step's events
+// share their site, so the last one found is kept and most events look nothing up.
+class SiteCache {
+public:
+  StoreResult<int64_t> id(detail::Connection &connection, const Operation &operation,
+                          std::string_view stepId, std::string_view location) {
+    if (last_ && lastStepId_ == stepId && lastLocation_ == location) {
+      return *last_;
+    }
+    StoreResult<Statement> found =
+        connection.prepare(operation, "SELECT id FROM sites WHERE step_id = ?1 AND location = ?2");
+    if (!found.ok()) {
+      return std::move(found).error();
+    }
+    found->bind(1, stepId).bind(2, location);
+    StoreResult<bool> row = found->next(operation);
+    if (!row.ok()) {
+      return std::move(row).error();
+    }
+    int64_t site = 0;
+    if (row.value()) {
+      site = found->integer(0);
+    } else {
+      StoreResult<Statement> added = connection.prepare(
+          operation, "INSERT INTO sites (step_id, location) VALUES (?1, ?2) RETURNING id");
+      if (!added.ok()) {
+        return std::move(added).error();
+      }
+      added->bind(1, stepId).bind(2, location);
+      StoreResult<bool> addedRow = added->next(operation);
+      if (!addedRow.ok()) {
+        return std::move(addedRow).error();
+      }
+      site = added->integer(0);
+      // RETURNING statements must run to completion before their change is final.
+      if (StoreStatus finished = added->run(operation); !finished.ok()) {
+        return std::move(finished).error();
+      }
+    }
+    last_ = site;
+    lastStepId_ = stepId;
+    lastLocation_ = location;
+    return site;
+  }
+
+private:
+  std::optional<int64_t> last_;
+  std::string lastStepId_;
+  std::string lastLocation_;
+};
+
 } // namespace
 
 StoreResult<bool> Transaction::putModule(std::string_view hash, std::span<const uint8_t> kbc,
@@ -103,7 +155,8 @@ StoreStatus Transaction::createRun(const NewRun &run) {
       connection_, operation,
       "INSERT INTO runs (id, chain_id, workflow_id, module_hash, status, inputs, parent_run_id, "
       "parent_command_id, attempt, created_ms, updated_ms, finished_ms, timeout_ms, last_seq, "
-      "host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, 0, ?13)",
+      "host, run_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, 0, ?13, "
+      "(SELECT coalesce(max(run_key), 0) + 1 FROM runs))",
       [&](Statement &statement) {
         statement.bind(1, run.id)
             .bind(2, run.chainId.empty() ? run.id : run.chainId)
@@ -203,7 +256,7 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
                                                       std::span<const NewEvent> events) {
   Operation operation{connection_, "append events to run {}", runId};
   StoreResult<Statement> lastSeqQuery =
-      connection_.prepare(operation, "SELECT last_seq FROM runs WHERE id = ?1");
+      connection_.prepare(operation, "SELECT last_seq, run_key FROM runs WHERE id = ?1");
   if (!lastSeqQuery.ok()) {
     return std::move(lastSeqQuery).error();
   }
@@ -216,17 +269,18 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
     return missingRun(operation, runId);
   }
   int64_t lastSeq = lastSeqQuery->integer(0);
+  int64_t runKey = lastSeqQuery->integer(1);
 
   AppendedEvents appended;
   appended.firstSeq = lastSeq + 1;
   appended.lastSeq = lastSeq;
   if (lastSeq > 0) {
     StoreResult<Statement> headQuery =
-        connection_.prepare(operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
+        connection_.prepare(operation, "SELECT hash FROM events WHERE id = ?1");
     if (!headQuery.ok()) {
       return std::move(headQuery).error();
     }
-    headQuery->bind(1, runId).bind(2, lastSeq);
+    headQuery->bind(1, detail::eventRowId(runKey, lastSeq));
     StoreResult<bool> head = headQuery->next(operation);
     if (!head.ok()) {
       return std::move(head).error();
@@ -241,6 +295,12 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
   if (events.empty()) {
     return appended;
   }
+  if (lastSeq + static_cast<int64_t>(events.size()) > detail::kMaxEventSeq) {
+    return operation.fail(StoreErrorKind::Invalid,
+                          fmt::format("the run's history would pass {} events, the most one run "
+                                      "can hold; continue as new before that",
+                                      detail::kMaxEventSeq));
+  }
 
   StoreResult<int64_t> tx = txId();
   if (!tx.ok()) {
@@ -248,28 +308,32 @@ StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
   }
   appended.tx = tx.value();
   std::string payload;
+  SiteCache sites;
   for (const NewEvent &event : events) {
     int64_t seq = ++appended.lastSeq;
     payload.clear();
     appendJson(payload, event.payload);
     Hash hash = eventHash(appended.lastHash, runId, seq, eventTypeNumber(event.type), event.timeMs,
                           appended.tx, event.stepId, event.location, payload);
-    StoreStatus inserted = execute(
-        connection_, operation,
-        "INSERT INTO events (run_id, seq, type, time_ms, tx, step_id, location, payload, hash, "
-        "prev_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        [&](Statement &statement) {
-          statement.bind(1, runId)
-              .bind(2, seq)
-              .bind(3, int64_t{eventTypeNumber(event.type)})
-              .bind(4, event.timeMs)
-              .bind(5, appended.tx)
-              .bind(6, event.stepId)
-              .bind(7, event.location)
-              .bind(8, std::string_view(payload))
-              .bindBlob(9, hash)
-              .bindBlob(10, appended.lastHash);
-        });
+    StoreResult<int64_t> site = sites.id(connection_, operation, event.stepId, event.location);
+    if (!site.ok()) {
+      return std::move(site).error();
+    }
+    detail::StoredPayload stored = detail::splitPayload(payload);
+    StoreStatus inserted =
+        execute(connection_, operation,
+                "INSERT INTO events (id, type, time_ms, tx, site, command_id, payload, hash) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                [&](Statement &statement) {
+                  statement.bind(1, detail::eventRowId(runKey, seq))
+                      .bind(2, int64_t{eventTypeNumber(event.type)})
+                      .bind(3, event.timeMs)
+                      .bind(4, appended.tx)
+                      .bind(5, site.value())
+                      .bind(6, stored.commandId)
+                      .bind(7, std::string_view(stored.text))
+                      .bindBlob(8, hash);
+                });
     if (!inserted.ok()) {
       return std::move(inserted).error();
     }
@@ -291,7 +355,8 @@ StoreResult<Hash> Transaction::saveCheckpoint(std::string_view runId, int64_t se
                                               std::string_view state, int64_t timeMs) {
   Operation operation{connection_, "save a checkpoint of run {}", runId};
   StoreResult<Statement> eventQuery =
-      connection_.prepare(operation, "SELECT hash FROM events WHERE run_id = ?1 AND seq = ?2");
+      connection_.prepare(operation, "SELECT e.hash FROM runs r CROSS JOIN events e "
+                                     "WHERE r.id = ?1 AND e.id = (r.run_key << 32) + ?2");
   if (!eventQuery.ok()) {
     return std::move(eventQuery).error();
   }
@@ -699,7 +764,11 @@ StoreResult<PurgeCounts> Transaction::purge(const PurgeOptions &options) {
   };
   int64_t uncounted = 0;
   const Step steps[] = {
-      {"DELETE FROM events WHERE run_id IN " KOTOBA_PURGED_RUNS, &counts.events},
+      // A run's events are the key range of its run_key.
+      {"DELETE FROM events WHERE id IN (SELECT e.id FROM runs r CROSS JOIN events e "
+       "WHERE r.id IN " KOTOBA_PURGED_RUNS " AND e.id BETWEEN r.run_key << 32 "
+       "AND (r.run_key << 32) + 4294967295)",
+       &counts.events},
       {"DELETE FROM checkpoints WHERE run_id IN " KOTOBA_PURGED_RUNS, &counts.checkpoints},
       {"DELETE FROM timers WHERE run_id IN " KOTOBA_PURGED_RUNS, &uncounted},
       {"DELETE FROM tasks WHERE run_id IN " KOTOBA_PURGED_RUNS, &uncounted},

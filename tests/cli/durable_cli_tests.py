@@ -10,6 +10,7 @@ The sandbox, the activities and the result checks are those of run_cli_tests.py.
 Registered with CTest as cli/durable.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -69,6 +70,43 @@ def ship_bindings(sandbox):
             sandbox.activity("weigh", result="{'kg': 2}")]
 
 
+# The condition that picks event ? (seq) of run ? (id) in the store's events table.
+EVENT_OF_RUN = "run_key = (SELECT run_key FROM runs WHERE id = ?) AND seq = ?"
+
+
+def tampered_copy(sandbox, name):
+    """A copy of the sandbox's store to damage, opened with sqlite3."""
+    shutil.copy(os.path.join(sandbox.dir, "kotoba.db"), os.path.join(sandbox.dir, name))
+    return sqlite3.connect(os.path.join(sandbox.dir, name))
+
+
+def rehash(events, run_id):
+    """Recomputes the hash chain of exported events after their payloads were changed, with
+    the formula of runtime/schema/store.sql (events.hash)."""
+    previous = bytes(32)
+    for event in events:
+        digest = hashlib.sha256()
+
+        def text(value):
+            data = value.encode()
+            digest.update(len(data).to_bytes(8, "little") + data)
+
+        def integer(value):
+            digest.update((value % 2**64).to_bytes(8, "little"))
+
+        text("kotoba.event.v1")
+        digest.update(previous)
+        text(run_id)
+        for field in ("seq", "type_number", "time_ms", "tx"):
+            integer(event[field])
+        text(event["step_id"])
+        text(event["location"])
+        text(json.dumps(event["payload"], separators=(",", ":"), ensure_ascii=False))
+        event["prev_hash"] = previous.hex()
+        previous = digest.digest()
+        event["hash"] = previous.hex()
+
+
 def run_ship(sandbox):
     """Runs the shipping workflow to its end under a virtual clock; returns the run id."""
     sandbox.write("ship.kotoba", SHIP)
@@ -115,6 +153,16 @@ def test_export_and_replay_of_a_clean_run_pass(sandbox):
     del body["run"]["host"]
     sandbox.write("old-export.json", json.dumps(body))
     sandbox.vm("replay", "old-export.json").expect(EXIT_COMPLETED, stderr_empty=True)
+    # So does one written before schema version 3, whose ActivityStarted payloads carry the
+    # idempotency key (and whose hashes cover it).
+    for event in body["events"]:
+        if event["type"] == "ActivityStarted":
+            payload = event["payload"]
+            payload["idempotency_key"] = (f"{run_id}/{event['step_id']}/c{payload['command_id']}"
+                                          f"/{payload['attempt']}")
+    rehash(body["events"], run_id)
+    sandbox.write("version-2-export.json", json.dumps(body))
+    sandbox.vm("replay", "version-2-export.json").expect(EXIT_COMPLETED, stderr_empty=True)
     # Against the same workflow compiled again: the same module, so the same answer.
     sandbox.write("ship.kotoba", SHIP)
     result = sandbox.vm("--json", "replay", "ship-export.json", "--module", "ship.kotoba")
@@ -180,15 +228,14 @@ def test_verify_detects_one_changed_byte_of_an_event_payload(sandbox):
     result.expect_stdout(rf"^OK: run {run_id}: 10 events and \d+ checkpoints? verified")
 
     # On a copy of the store, one byte of one payload changes.
-    shutil.copy(os.path.join(sandbox.dir, "kotoba.db"), os.path.join(sandbox.dir, "copy.db"))
-    database = sqlite3.connect(os.path.join(sandbox.dir, "copy.db"))
+    database = tampered_copy(sandbox, "copy.db")
     with database:
-        (payload,) = database.execute("SELECT payload FROM events WHERE run_id = ? AND seq = 4",
-                                      (run_id,)).fetchone()
+        (payload,) = database.execute(f"SELECT payload FROM events WHERE {EVENT_OF_RUN}",
+                                      (run_id, 4)).fetchone()
         at = payload.index("b-box") + 2
         changed = payload[:at] + "c" + payload[at + 1:]
-        database.execute("UPDATE events SET payload = ? WHERE run_id = ? AND seq = 4",
-                         (changed, run_id))
+        database.execute(f"UPDATE events SET payload = ? WHERE {EVENT_OF_RUN}",
+                         (changed, run_id, 4))
     database.close()
 
     result = sandbox.vm("--db", "copy.db", "verify", run_id)
@@ -201,6 +248,32 @@ def test_verify_detects_one_changed_byte_of_an_event_payload(sandbox):
     # The original is untouched.
     sandbox.vm("verify", run_id).expect(EXIT_COMPLETED)
     sandbox.vm("verify", "no-such-run").expect(EXIT_USAGE, stdout_empty=True)
+
+
+def test_verify_detects_a_removed_event_and_a_swapped_pair(sandbox):
+    run_id = run_ship(sandbox)
+    database = tampered_copy(sandbox, "removed.db")
+    with database:
+        database.execute(f"DELETE FROM events WHERE {EVENT_OF_RUN}", (run_id, 5))
+    database.close()
+    sandbox.vm("--db", "removed.db", "verify", run_id).expect(
+        EXIT_STORE, stdout_empty=True).expect_stderr(
+        rf"run {run_id}: the hash chain breaks at event 6: event 6 follows event 4")
+
+    # Events 5 and 6 trade places: each keeps its own content and hash.
+    database = tampered_copy(sandbox, "swapped.db")
+    with database:
+        columns = "type, time_ms, tx, site, command_id, payload, hash"
+        rows = {seq: database.execute(f"SELECT {columns} FROM events WHERE {EVENT_OF_RUN}",
+                                      (run_id, seq)).fetchone() for seq in (5, 6)}
+        for seq, other in ((5, 6), (6, 5)):
+            database.execute(f"UPDATE events SET ({columns}) = (?, ?, ?, ?, ?, ?, ?) "
+                             f"WHERE {EVENT_OF_RUN}", (*rows[other], run_id, seq))
+    database.close()
+    sandbox.vm("--db", "swapped.db", "verify", run_id).expect(
+        EXIT_STORE, stdout_empty=True).expect_stderr(
+        rf"run {run_id}: the hash chain breaks at event 5: its content does not match its hash")
+    sandbox.vm("verify", run_id).expect(EXIT_COMPLETED)
 
 
 def test_state_at_an_earlier_event_shows_the_vars_as_they_were(sandbox):
@@ -370,8 +443,10 @@ def test_purge_deletes_old_finished_runs_with_their_history_and_unused_modules(s
         database.execute("UPDATE runs SET created_ms = created_ms - ? WHERE id = ?",
                          (forty_days_ms, running))
     database.close()
-    old_events = count_rows(sandbox, "SELECT count(*) FROM events WHERE run_id IN (?, ?)",
-                            old_completed, old_once)
+    old_keys = {run_id: count_rows(sandbox, "SELECT run_key FROM runs WHERE id = ?", run_id)
+                for run_id in (old_completed, old_once)}
+    old_events = count_rows(sandbox, "SELECT count(*) FROM events WHERE run_key IN (?, ?)",
+                            *old_keys.values())
     old_checkpoints = count_rows(
         sandbox, "SELECT count(*) FROM checkpoints WHERE run_id IN (?, ?)", old_completed,
         old_once)
@@ -400,8 +475,8 @@ def test_purge_deletes_old_finished_runs_with_their_history_and_unused_modules(s
           body["modules"] == 1, body)
     for run_id in (old_completed, old_once):
         sandbox.vm("show", run_id).expect(EXIT_USAGE).expect_stderr(r"no run has id")
-        check(count_rows(sandbox, "SELECT count(*) FROM events WHERE run_id = ?", run_id) == 0,
-              f"events of {run_id} were left")
+        check(count_rows(sandbox, "SELECT count(*) FROM events WHERE run_key = ?",
+                         old_keys[run_id]) == 0, f"events of {run_id} were left")
     modules = count_rows(sandbox, "SELECT count(*) FROM modules WHERE hash = ?", once_module)
     check(modules == 0, "the module no run refers to was left")
     check(count_rows(sandbox, "SELECT count(*) FROM modules WHERE hash = ?", ship_module) == 1,

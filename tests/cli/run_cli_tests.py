@@ -455,12 +455,19 @@ def test_non_determinism_blocks_the_run_until_it_is_fixed_and_resumed(sandbox):
     prepare = sandbox.activity("prepare", result="{'ok': True}")
     run_id = detach(sandbox, file, "--input", '{"doc": "d-6"}', prepare)
 
-    # The history says the first step was another one than the workflow runs.
+    # The history says the first step was another one than the workflow runs: event 2 names
+    # the site (step id, location) with the other step id at the same location.
     def set_first_step(step_id):
         database = sqlite3.connect(os.path.join(sandbox.dir, "kotoba.db"))
+        event = "run_key = (SELECT run_key FROM runs WHERE id = ?) AND seq = 2"
         with database:
-            database.execute("UPDATE events SET step_id = ? WHERE run_id = ? AND seq = 2",
-                             (step_id, run_id))
+            (location,) = database.execute(
+                f"SELECT s.location FROM events e JOIN sites s ON s.id = e.site WHERE {event}",
+                (run_id,)).fetchone()
+            database.execute("INSERT OR IGNORE INTO sites (step_id, location) VALUES (?, ?)",
+                             (step_id, location))
+            database.execute(f"UPDATE events SET site = (SELECT id FROM sites WHERE step_id = ? "
+                             f"AND location = ?) WHERE {event}", (step_id, location, run_id))
         database.close()
 
     set_first_step("something_else")

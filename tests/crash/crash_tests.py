@@ -132,8 +132,9 @@ for attempt in range(50):
     try:
         store = sqlite3.connect("file:" + DB + "?mode=ro", uri=True, timeout=10)
         completed = store.execute(
-            "SELECT COUNT(*) FROM events WHERE run_id = ? AND type = ? "
-            "AND json_extract(payload, '$.command_id') = ?",
+            "SELECT COUNT(*) FROM events "
+            "WHERE run_key = (SELECT run_key FROM runs WHERE id = ?) AND type = ? "
+            "AND coalesce(command_id, json_extract(payload, '$.command_id')) = ?",
             (run_id, {completed_type}, command)).fetchone()[0]
         store.close()
         break

@@ -178,10 +178,13 @@ TEST_CASE("a run of over 1,000 events resumes from its checkpoint reading only l
   // Remove every event before the latest checkpoint: a load that read any of them, or that
   // replayed the history from its start, would now find a history that does not replay.
   int64_t covered = checkpoints.back().seq;
-  tamper(temp.path, "DELETE FROM events WHERE run_id = ?1 AND seq < ?2", [&](sqlite3_stmt *s) {
-    sqlite3_bind_text(s, 1, runId.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 2, covered);
-  });
+  tamper(temp.path,
+         "DELETE FROM events WHERE run_key = (SELECT run_key FROM runs WHERE id = ?1) "
+         "AND seq < ?2",
+         [&](sqlite3_stmt *s) {
+           sqlite3_bind_text(s, 1, runId.c_str(), -1, SQLITE_TRANSIENT);
+           sqlite3_bind_int64(s, 2, covered);
+         });
   RunOutcome outcome = finishWithFreshEngine(*temp.store, clock, runId, calls);
   INFO((outcome.error ? outcome.error->message : std::string()));
   CHECK(outcome.status == RunStatus::Completed);

@@ -1,6 +1,6 @@
 // Shared pieces of the engine tests: compiling a workflow, a store in a temporary directory,
 // a log of activity calls, an engine over both with a loaded workflow, and reading a run's
-// history back.
+// history back and stepping an engine until it records an event.
 #pragma once
 
 #include "kotoba/compiler/codegen.h"
@@ -11,12 +11,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -93,6 +96,29 @@ inline std::vector<runtime::EventRecord> history(runtime::Store &store, const st
       store.query([&](const runtime::StoreReader &reader) { return reader.events(runId); });
   REQUIRE(events.ok());
   return events.value();
+}
+
+inline std::vector<std::string> eventTypes(runtime::Store &store, const std::string &runId) {
+  std::vector<std::string> types;
+  for (const runtime::EventRecord &event : history(store, runId)) {
+    types.emplace_back(runtime::eventTypeName(event.type));
+  }
+  return types;
+}
+
+// Steps the engine until the run's history has an event of `type` (activities finish on
+// other threads, so this waits for them rather than counting steps).
+inline void stepUntil(runtime::Engine &engine, runtime::Store &store, const std::string &runId,
+                      const char *type) {
+  for (int i = 0; i < 5000; ++i) {
+    std::vector<std::string> types = eventTypes(store, runId);
+    if (std::find(types.begin(), types.end(), type) != types.end()) {
+      return;
+    }
+    REQUIRE(engine.step().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  FAIL("the run never recorded " << type);
 }
 
 } // namespace kotoba::testing

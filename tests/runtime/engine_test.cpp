@@ -23,27 +23,8 @@ Value json(const std::string &text) {
 
 using TempStore = testing::TemporaryStore;
 
-std::vector<std::string> eventTypes(Store &store, const std::string &runId) {
-  std::vector<std::string> types;
-  for (const EventRecord &event : testing::history(store, runId)) {
-    types.emplace_back(eventTypeName(event.type));
-  }
-  return types;
-}
-
-// Steps the engine until the run's history has an event of `type` (activities finish on
-// other threads, so this waits for them rather than counting steps).
-void stepUntil(Engine &engine, Store &store, const std::string &runId, const char *type) {
-  for (int i = 0; i < 5000; ++i) {
-    std::vector<std::string> types = eventTypes(store, runId);
-    if (std::find(types.begin(), types.end(), type) != types.end()) {
-      return;
-    }
-    REQUIRE(engine.step().ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  FAIL("the run never recorded " << type);
-}
+using testing::eventTypes;
+using testing::stepUntil;
 
 const char *const kOrder = R"({
   workflow: { id: "order", inputs: [{ name: "amount", type: "number", required: true }],

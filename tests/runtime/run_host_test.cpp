@@ -3,6 +3,7 @@
 // options and no bindings, drives it alike; its own host bindings still win; children and
 // continuations inherit it; a version 1 store gains the column when opened.
 #include "engine_support.h"
+#include "raw_sqlite.h"
 
 #include "kotoba/runtime/activity_binding.h"
 
@@ -188,25 +189,18 @@ TEST_CASE("a version 1 store gains runs.host when opened, and its old runs have 
   }
   {
     // Make it a version 1 file with one run, as the previous kotoba wrote it.
-    sqlite3 *database = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &database) == SQLITE_OK);
-    const char *sql =
-        "ALTER TABLE runs DROP COLUMN host; PRAGMA user_version = 1;"
-        "INSERT INTO modules VALUES ('aa', x'00', 1);"
-        "INSERT INTO runs (id, chain_id, workflow_id, module_hash, status, inputs, created_ms, "
-        "updated_ms) VALUES ('old', 'old', 'w', 'aa', 'RUNNING', '{}', 1, 1);";
-    char *message = nullptr;
-    int code = sqlite3_exec(database, sql, nullptr, nullptr, &message);
-    std::string text = message != nullptr ? message : "";
-    sqlite3_free(message);
-    sqlite3_close(database);
-    REQUIRE_MESSAGE(code == SQLITE_OK, text);
+    raw_sqlite::rawExec(
+        path,
+        std::string(raw_sqlite::kBackToVersion2Sql) + raw_sqlite::kBackToVersion1Sql +
+            "INSERT INTO modules VALUES ('aa', x'00', 1);"
+            "INSERT INTO runs (id, chain_id, workflow_id, module_hash, status, inputs, "
+            "created_ms, updated_ms) VALUES ('old', 'old', 'w', 'aa', 'RUNNING', '{}', 1, 1);");
   }
   auto reopened = Store::open(path);
   REQUIRE(reopened.ok());
   auto version = reopened.value()->schemaVersion();
   REQUIRE(version.ok());
-  CHECK(version.value() == 2);
+  CHECK(version.value() == kStoreSchemaVersion);
   CHECK(storedRun(*reopened.value(), "old").host.isNull());
   auto updated = reopened.value()->write([](Transaction &tx) {
     RunUpdate update;

@@ -1,6 +1,8 @@
 // The hash chains `kotoba-vm verify` relies on: an intact history verifies, and every kind of
 // damage done to the file behind the store's back (a changed byte, a rewritten hash, a
-// missing event, a wrong last_seq, a tampered checkpoint) is reported at its first link.
+// swapped pair, a missing event, a wrong last_seq, a tampered checkpoint) is reported at its
+// first link.
+#include "raw_sqlite.h"
 #include "runtime/store_testing.h"
 
 #include <sqlite3.h>
@@ -13,16 +15,7 @@ using namespace kotoba::runtime::testing;
 
 namespace {
 
-void rawExec(const std::string &path, const std::string &sql) {
-  sqlite3 *database = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &database) == SQLITE_OK);
-  char *message = nullptr;
-  int code = sqlite3_exec(database, sql.c_str(), nullptr, nullptr, &message);
-  std::string text = message ? message : "";
-  sqlite3_free(message);
-  sqlite3_close(database);
-  REQUIRE_MESSAGE(code == SQLITE_OK, text);
-}
+using raw_sqlite::rawExec;
 
 // A file store holding run r-1 with five events and checkpoints at 2 and 4.
 struct ChainFixture {
@@ -53,6 +46,11 @@ struct ChainFixture {
   }
 };
 
+// The WHERE condition that picks event `seq` of run r-1 in raw SQL.
+std::string eventOfR1(int seq) {
+  return "run_key = (SELECT run_key FROM runs WHERE id = 'r-1') AND seq = " + std::to_string(seq);
+}
+
 } // namespace
 
 TEST_CASE("an untouched history and its checkpoints verify") {
@@ -73,7 +71,8 @@ TEST_CASE("one changed byte of an event payload breaks the chain at that event")
   ChainFixture fixture;
   // "pay" becomes "pby": still valid JSON, so only the hash can tell.
   rawExec(fixture.path, "UPDATE events SET payload = replace(payload, '\"pay\"', '\"pby\"') "
-                        "WHERE run_id = 'r-1' AND seq = 2");
+                        "WHERE " +
+                            eventOfR1(2));
   ChainReport report = fixture.verify();
   REQUIRE(report.firstBroken.has_value());
   CHECK(report.firstBroken->where == BrokenLink::Where::Event);
@@ -106,16 +105,33 @@ TEST_CASE("an event rewritten with a recomputed hash breaks the link to the next
   Hash forged = eventHash(Hash{}, "r-1", 1, 1, 1, 1, "", "", R"({"inputs":{"order":"B-2"}})");
   rawExec(fixture.path, "UPDATE events SET payload = '{\"inputs\":{\"order\":\"B-2\"}}', "
                         "hash = x'" +
-                            hashHex(forged) + "' WHERE run_id = 'r-1' AND seq = 1");
+                            hashHex(forged) + "' WHERE " + eventOfR1(1));
   ChainReport report = fixture.verify();
   REQUIRE(report.firstBroken.has_value());
+  // Event 2's hash was computed over the old hash of event 1.
   CHECK(report.firstBroken->seq == 2);
-  CHECK(report.firstBroken->reason == "its prev_hash does not match the hash of event 1");
+  CHECK(report.firstBroken->reason.find("content does not match its hash") != std::string::npos);
+}
+
+TEST_CASE("two events swapped with each other break the chain at the first of them") {
+  ChainFixture fixture;
+  rawExec(fixture.path,
+          "CREATE TEMP TABLE swapped AS SELECT * FROM events WHERE " + eventOfR1(3) + " OR " +
+              eventOfR1(4) +
+              "; UPDATE events SET (type, time_ms, tx, site, command_id, payload, hash) = "
+              "(SELECT type, time_ms, tx, site, command_id, payload, hash FROM swapped "
+              "WHERE swapped.seq = 7 - events.seq) WHERE " +
+              eventOfR1(3) + " OR " + eventOfR1(4));
+  ChainReport report = fixture.verify();
+  REQUIRE(report.firstBroken.has_value());
+  CHECK(report.firstBroken->where == BrokenLink::Where::Event);
+  CHECK(report.firstBroken->seq == 3);
+  CHECK(report.firstBroken->reason.find("content does not match its hash") != std::string::npos);
 }
 
 TEST_CASE("a missing event is reported where the numbering jumps") {
   ChainFixture fixture;
-  rawExec(fixture.path, "DELETE FROM events WHERE run_id = 'r-1' AND seq = 3");
+  rawExec(fixture.path, "DELETE FROM events WHERE " + eventOfR1(3));
   ChainReport report = fixture.verify();
   REQUIRE(report.firstBroken.has_value());
   CHECK(report.firstBroken->seq == 4);
@@ -124,7 +140,7 @@ TEST_CASE("a missing event is reported where the numbering jumps") {
 
 TEST_CASE("a truncated history is reported against the run's last_seq") {
   ChainFixture fixture;
-  rawExec(fixture.path, "DELETE FROM events WHERE run_id = 'r-1' AND seq = 5");
+  rawExec(fixture.path, "DELETE FROM events WHERE " + eventOfR1(5));
   ChainReport report = fixture.verify();
   REQUIRE(report.firstBroken.has_value());
   CHECK(report.firstBroken->where == BrokenLink::Where::Run);
@@ -158,9 +174,8 @@ TEST_CASE("a checkpoint over a changed event no longer verifies") {
     }
     Hash hash = eventHash(previous, "r-1", record.seq, eventTypeNumber(record.type), record.timeMs,
                           record.tx, record.stepId, record.location, payload);
-    sql += "UPDATE events SET payload = '" + payload + "', hash = x'" + hashHex(hash) +
-           "', prev_hash = x'" + hashHex(previous) +
-           "' WHERE run_id = 'r-1' AND seq = " + std::to_string(record.seq) + ";";
+    sql += "UPDATE events SET payload = '" + payload + "', hash = x'" + hashHex(hash) + "' WHERE " +
+           eventOfR1(static_cast<int>(record.seq)) + ";";
     previous = hash;
   }
   store.reset();
@@ -173,8 +188,7 @@ TEST_CASE("a checkpoint over a changed event no longer verifies") {
 
 TEST_CASE("a payload that is no longer JSON is reported as corrupt when read") {
   ChainFixture fixture;
-  rawExec(fixture.path,
-          "UPDATE events SET payload = '{\"result\":' WHERE run_id = 'r-1' AND seq = 3");
+  rawExec(fixture.path, "UPDATE events SET payload = '{\"result\":' WHERE " + eventOfR1(3));
   auto store = openStore(fixture.path);
   StoreError error =
       failure(store->query([](const StoreReader &r) { return r.events("r-1", EventRange{}); }),
@@ -188,7 +202,7 @@ TEST_CASE("a payload that is no longer JSON is reported as corrupt when read") {
 
 TEST_CASE("an event type number this binary does not know is reported when read") {
   ChainFixture fixture;
-  rawExec(fixture.path, "UPDATE events SET type = 999 WHERE run_id = 'r-1' AND seq = 5");
+  rawExec(fixture.path, "UPDATE events SET type = 999 WHERE " + eventOfR1(5));
   auto store = openStore(fixture.path);
   StoreError error =
       failure(store->query([](const StoreReader &r) { return r.events("r-1", EventRange{}); }),

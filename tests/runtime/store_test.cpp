@@ -1,6 +1,7 @@
 // The store's core: creating and reopening files, refusing files it must not touch,
 // appending history with seq numbers, tx ids and the hash chain, atomic transactions, run
 // rows, and payloads that survive byte for byte.
+#include "raw_sqlite.h"
 #include "runtime/store_testing.h"
 
 #include <sqlite3.h>
@@ -15,17 +16,7 @@ using namespace kotoba::runtime::testing;
 
 namespace {
 
-// Runs SQL on a file through a connection of its own, as another tool would.
-void rawExec(const std::string &path, const std::string &sql) {
-  sqlite3 *database = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &database) == SQLITE_OK);
-  char *message = nullptr;
-  int code = sqlite3_exec(database, sql.c_str(), nullptr, nullptr, &message);
-  std::string text = message ? message : "";
-  sqlite3_free(message);
-  sqlite3_close(database);
-  REQUIRE_MESSAGE(code == SQLITE_OK, text);
-}
+using raw_sqlite::rawExec;
 
 } // namespace
 
@@ -162,6 +153,58 @@ TEST_CASE("event reads select by seq range and by transaction") {
   CHECK(atTx.back().type == EventType::TimerStarted);
   CHECK(history(*store, "r-1", EventRange{1, {}, first.tx + 1}).size() == 3);
   CHECK(history(*store, "nobody").empty());
+  // A range that starts later still knows the hash of the event before it.
+  std::vector<EventRecord> all = history(*store, "r-1");
+  std::vector<EventRecord> later = history(*store, "r-1", EventRange{3, {}, {}});
+  CHECK(later.front().prevHash == all[1].hash);
+  CHECK(later.back().prevHash == all[2].hash);
+}
+
+TEST_CASE("events of runs created one after another stay apart") {
+  auto store = ok(Store::openInMemory());
+  createRun(*store, newRun("a"));
+  createRun(*store, newRun("b"));
+  append(*store, "a", {event(EventType::WorkflowStarted, 1, R"({"run":"a"})")});
+  append(*store, "b", {event(EventType::WorkflowStarted, 2, R"({"run":"b"})")});
+  append(*store, "a", {event(EventType::WorkflowCompleted, 3, R"({"run":"a"})")});
+  std::vector<EventRecord> first = history(*store, "a");
+  REQUIRE(first.size() == 2);
+  CHECK(toJson(first[1].payload) == R"({"run":"a"})");
+  std::vector<EventRecord> second = history(*store, "b");
+  REQUIRE(second.size() == 1);
+  CHECK(toJson(second[0].payload) == R"({"run":"b"})");
+  CHECK(second[0].prevHash == Hash{});
+}
+
+TEST_CASE("payloads that start with a command_id read back byte for byte and verify") {
+  auto store = ok(Store::openInMemory());
+  createRun(*store, newRun("r-1"));
+  // The store keeps a leading integer command_id in a column of its own; whatever it cannot
+  // give back exactly (a fraction, a command_id that is not first) it keeps whole.
+  const std::vector<std::string> payloads = {
+      R"({"command_id":7,"attempt":1})",
+      R"({"command_id":7})",
+      R"({"command_id":-3,"x":[1,2]})",
+      R"({"command_id":9223372036854775807,"attempt":2})",
+      R"({"command_id":1.5,"attempt":1})",
+      R"({"command_id":"c1","attempt":1})",
+      R"({"attempt":1,"command_id":7})",
+      R"({"command_id":{"nested":1}})",
+      R"({})",
+  };
+  std::vector<NewEvent> events;
+  for (const std::string &payload : payloads) {
+    events.push_back(event(EventType::ActivityStarted, 5, payload, "pay", "order.kotoba:3"));
+  }
+  append(*store, "r-1", events);
+  std::vector<EventRecord> read = history(*store, "r-1");
+  REQUIRE(read.size() == payloads.size());
+  for (size_t index = 0; index < payloads.size(); ++index) {
+    CHECK(toJson(read[index].payload) == payloads[index]);
+  }
+  ChainReport report = ok(store->query([](const StoreReader &r) { return r.verifyRun("r-1"); }));
+  CHECK_FALSE(report.firstBroken.has_value());
+  CHECK(report.eventsChecked == static_cast<int64_t>(payloads.size()));
 }
 
 TEST_CASE("events of one run never share a tx with another transaction's events") {

@@ -75,7 +75,7 @@ struct StoreStats {
 };
 
 // The schema version this binary creates and understands (PRAGMA user_version).
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 // Reads of the store's tables. Obtained from Store::read or as a Transaction; never kept
 // beyond the function it was handed to.

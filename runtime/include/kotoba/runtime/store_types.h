@@ -194,6 +194,8 @@ struct EventRecord {
   std::string location;
   Value payload;
   Hash hash{};
+  // The previous event's hash (zeros for seq 1): read from the event before, not stored
+  // with this one.
   Hash prevHash{};
 };
 
