@@ -19,7 +19,8 @@ sigkill: a workflow with a saga, a parallel, real timers, signals, a child workf
 two-workers: 500 runs started with `run --detach`, then two `worker --until-idle` processes
   on the same store at once. Every run must complete, every step must have run exactly once
   (each activity appends its idempotency key to a file), and no "database is locked" may
-  reach stderr. Registered with CTest as crash/two-workers.
+  reach stderr. Both workers must take part: an attempt where one did everything is
+  repeated with a fresh store (up to 3). Registered with CTest as crash/two-workers.
 """
 
 import argparse
@@ -472,9 +473,30 @@ printf '%s' "$input"
 RUN_COUNT = 500
 
 
+# Tries with a fresh store before concluding that the workers never share the runs.
+SHARING_ATTEMPTS = 3
+
+
 def suite_two_workers(config, root):
-    started = time.monotonic()
-    directory = os.path.join(root, "two-workers")
+    # Every attempt must be correct; only who did the work may differ. A worker that starts
+    # late (its process start-up on a loaded machine) can find every run already leased by
+    # the other, which proves nothing either way, so that alone earns another attempt.
+    for attempt in range(1, SHARING_ATTEMPTS + 1):
+        started = time.monotonic()
+        by_worker, executions, worked = two_workers_attempt(
+            config, os.path.join(root, f"two-workers-{attempt}"))
+        if len(by_worker) == 2:
+            print(f"two workers completed {RUN_COUNT} runs ({len(executions)} step executions, "
+                  f"each once; {sorted(by_worker.values())} per worker) in {worked:.1f}s; "
+                  f"total {time.monotonic() - started:.1f}s")
+            return 0
+        print(f"attempt {attempt}: one worker did everything ({dict(by_worker)}); again")
+    raise TestFailure(f"in {SHARING_ATTEMPTS} attempts one worker always did everything")
+
+
+def two_workers_attempt(config, directory):
+    """Runs RUN_COUNT runs with two workers on one store and checks each step ran once;
+    returns the executions per worker pid, the executions and the workers' time."""
     os.makedirs(directory)
     db = os.path.join(directory, "kotoba.db")
     count = os.path.join(directory, "executions.log")
@@ -501,7 +523,6 @@ def suite_two_workers(config, root):
         run_ids = list(pool.map(start, range(RUN_COUNT)))
     check(len(set(run_ids)) == RUN_COUNT, "run ids repeat")
     started_all = time.monotonic()
-    print(f"started {RUN_COUNT} runs in {started_all - started:.1f}s")
 
     workers = [subprocess.Popen([config.kotoba_vm, "--db", db, "worker", "--until-idle",
                                  binding], cwd=directory, stdout=subprocess.PIPE,
@@ -535,11 +556,7 @@ def suite_two_workers(config, root):
     pids = {str(worker.pid) for worker in workers}
     by_worker = collections.Counter(pid for _, _, _, pid in executions)
     check(set(by_worker) <= pids, f"steps run by unknown processes: {dict(by_worker)}")
-    check(len(by_worker) == 2, f"one worker did everything: {dict(by_worker)}")
-    print(f"two workers completed {RUN_COUNT} runs ({len(executions)} step executions, each "
-          f"once; {sorted(by_worker.values())} per worker) in {worked:.1f}s; total "
-          f"{time.monotonic() - started:.1f}s")
-    return 0
+    return by_worker, executions, worked
 
 
 def main():
