@@ -143,8 +143,8 @@ void benchCompile(const Options &options, Report &report) {
   }
   report.fact("steps", steps);
   report.fact("source_bytes", text.size());
-  // Peak memory of the compile over the resident size before it, per source byte: the
-  // parser's TODO(#8) says about 50.
+  // Peak memory of the compile over the resident size before it, per source byte; where it
+  // goes is in docs/fuzzing.md (Large inputs).
   report.fact("peak_rss_growth_kb", peakRssKb() - before);
   report.fact("peak_bytes_per_source_byte",
               static_cast<double>(peakRssKb() - before) * 1024.0 /

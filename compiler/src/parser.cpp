@@ -341,9 +341,10 @@ Node *parseText(std::string_view text, size_t start, ParseSink &sink, SyntaxAren
   ByteStream input(text, start, "");
   KotobaLexer lexer(&input);
   lexer.removeErrorListeners(); // the last lexer rule accepts any byte, so none can occur
-  // TODO(#8): parsing takes about 50 bytes of memory per input byte (2.6 GB for a 50 MB
-  // file, docs/fuzzing.md) because every token and the whole parse tree stay alive until
-  // the Nodes are built; building Nodes as rules exit would let most of it go early.
+  // Parsing holds every token and the whole parse tree until the Nodes are built: about 130
+  // bytes of heap per source byte for a whole compile (heaptrack, docs/fuzzing.md). Building
+  // Nodes as rules exit would not lower it: ANTLR 4.9's C++ parser keeps every context it
+  // creates in its ParseTreeTracker until the parser itself is destroyed.
   antlr4::CommonTokenStream tokens(&lexer);
   tokens.fill();
   sink.setTokens(&tokens);
