@@ -163,6 +163,16 @@ StoreStatus Engine::Impl::finishCommit(CommitState &state, StoreStatus status) {
   for (auto &action : state.write.afterCommit) {
     action();
   }
+  found = runs.find(state.runId); // an action may have evicted it
+  for (const NewTask &task : state.write.claimedTasks) {
+    if (found == runs.end()) {
+      break; // its claims lapse unused; whoever loads the run next takes the tasks
+    }
+    AttemptIdentity identity{task.runId, static_cast<uint64_t>(task.commandId), task.stepId,
+                             task.activity, task.attempt};
+    // An executor that has shut down leaves the claim to lapse in the same way.
+    (void)launchAttempt(*found->second, identity, task.input, now(), *task.leaseExpiryMs);
+  }
   if (finished) {
     evict(state.runId);
   }
@@ -302,6 +312,14 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       task.idempotencyKey =
           idempotencyKey(AttemptIdentity{runId, command.id, command.step, command.name, 1});
       task.createdMs = at;
+      if (claimScheduled) {
+        // Claimed here, in the transaction that schedules it, and started once that commits:
+        // one commit per step instead of a second one for the claim (bench/findings.md). A
+        // crash leaves the claim to lapse, and the task is then taken like any other.
+        task.owner = options.owner;
+        task.leaseExpiryMs = at + options.leaseMs;
+        write.claimedTasks.push_back(task);
+      }
       write.writes.push_back([task](Transaction &tx) { return tx.addTask(task); });
       break;
     }
@@ -395,6 +413,10 @@ void Engine::Impl::translate(LoadedRun &run, std::vector<vm::Command> commands,
       switch (info.kind) {
       case vm::CommandKind::ScheduleActivity:
         type = EventType::ActivityCancelRequested;
+        // Scheduled by this same transaction: it is not started at all.
+        std::erase_if(write.claimedTasks, [&](const NewTask &task) {
+          return task.commandId == static_cast<int64_t>(targetId);
+        });
         write.writes.push_back([runId, targetId](Transaction &tx) -> StoreStatus {
           auto removed = tx.removeTask(runId, static_cast<int64_t>(targetId));
           return removed.ok() ? StoreStatus() : StoreStatus(std::move(removed).error());

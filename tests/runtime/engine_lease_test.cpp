@@ -44,10 +44,7 @@ StartRequest startRequest(const std::string &moduleHash) {
 }
 
 EngineOptions ownedBy(const std::string &owner) {
-  EngineOptions options;
-  options.owner = owner;
-  options.leaseMs = kLeaseMs;
-  return options;
+  return kotoba::testing::ownedBy(owner, kLeaseMs);
 }
 
 void bindEcho(ActivityRegistry &registry, const std::string &name) {
