@@ -18,7 +18,7 @@ namespace kotoba::runtime {
 // replay rebuilds it and checkpoints store it.
 
 struct LoadedRun {
-  RunRecord record;
+  RunRecord record; // status: as the run row has it after this engine's last commit
   std::shared_ptr<const vm::Module> module;
   uint32_t workflowIndex = 0;
   std::unique_ptr<vm::Machine> machine;
@@ -131,6 +131,8 @@ struct Engine::Impl {
   void handleOutcome(AttemptOutcome outcome);
   // Extends the claims of the tasks running here that are past half their lease.
   void renewTaskClaims(int64_t at);
+  // Whether an attempt runs or its outcome waits to be drained.
+  [[nodiscard]] bool attemptsPending();
   // Waits for something to become ready; false when nothing ever will (idle for good).
   bool waitForWork(bool stopWhenOnlyExternal);
 

@@ -53,7 +53,8 @@ Result<bool> Engine::Impl::step() {
   // Looking for runs nobody holds walks every active run when all are held (the common
   // case): 10% of a step's engine-side work in the throughput benchmark when asked on every
   // step (bench/findings.md). While there is other work it waits for the poll interval; a
-  // step that finds nothing else to do asks below, so an idle engine has always looked.
+  // step that finds nothing else to do while no attempt runs asks below, so an engine that
+  // goes idle has always looked.
   bool adoptionDue = !nextAdoptionMs || now() >= *nextAdoptionMs;
   // In batch mode the transactions of these stages go to the store's group commit together
   // and are waited for once, before anything acts on them (spec runtime.md section 6).
@@ -81,7 +82,7 @@ Result<bool> Engine::Impl::step() {
     return started;
   }
   progressed = progressed || started.value();
-  if (!progressed && !adoptionDue) {
+  if (!progressed && !adoptionDue && !attemptsPending()) {
     Result<bool> adopted = adoptRuns();
     if (!adopted.ok()) {
       return adopted;
@@ -710,22 +711,26 @@ Result<bool> Engine::Impl::startNextAttempt(const TimerRecord &timer) {
   return claimed;
 }
 
+bool Engine::Impl::attemptsPending() {
+  if (executor.inFlight() > 0) {
+    return true;
+  }
+  std::lock_guard lock(outcomesMutex);
+  return !outcomes.empty();
+}
+
 bool Engine::Impl::waitForWork(bool stopWhenOnlyExternal) {
-  auto nextTimer = store.query([&](const StoreReader &reader) { return reader.nextTimerMs(); });
-  auto nextTask =
-      store.query([&](const StoreReader &reader) { return reader.nextTaskAvailableMs(); });
+  // One read transaction for both times: a step that waits for an attempt pays this wait.
   std::optional<int64_t> next;
-  if (nextTimer.ok() && nextTimer.value()) {
-    next = *nextTimer.value();
-  }
-  if (nextTask.ok() && nextTask.value() && (!next || *nextTask.value() < *next)) {
-    next = *nextTask.value();
-  }
-  bool busy = executor.inFlight() > 0;
-  {
-    std::lock_guard lock(outcomesMutex);
-    busy = busy || !outcomes.empty();
-  }
+  (void)store.read([&](const StoreReader &reader) -> StoreStatus {
+    for (auto time : {reader.nextTimerMs(), reader.nextTaskAvailableMs()}) {
+      if (time.ok() && time.value() && (!next || *time.value() < *next)) {
+        next = *time.value();
+      }
+    }
+    return {};
+  });
+  bool busy = attemptsPending();
   if (!busy && !next) {
     if (stopWhenOnlyExternal || clock.isVirtual()) {
       return false; // only a signal or an event could move anything now

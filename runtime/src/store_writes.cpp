@@ -130,7 +130,8 @@ StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &upda
     // The engine's update after every step: usually the same status at a later time. Reading
     // only the status and writing only updated_ms (in no index) spares decoding the whole row
     // and rewriting three indexes: a quarter of the writer's work per step in the throughput
-    // benchmark (bench/findings.md).
+    // benchmark (bench/findings.md). The row is not written at all when appendEvents has
+    // just set updated_ms to the same time.
     StoreResult<Statement> statusQuery =
         connection_.prepare(operation, "SELECT status FROM runs WHERE id = ?1");
     if (!statusQuery.ok()) {
@@ -146,7 +147,8 @@ StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &upda
     }
     std::optional<RunStatus> stored = runStatusFromName(statusQuery->bytes(0));
     if (stored && (!update.status || *update.status == *stored)) {
-      return execute(connection_, operation, "UPDATE runs SET updated_ms = ?2 WHERE id = ?1",
+      return execute(connection_, operation,
+                     "UPDATE runs SET updated_ms = ?2 WHERE id = ?1 AND updated_ms <> ?2",
                      [&](Statement &statement) { statement.bind(1, runId).bind(2, update.timeMs); });
     }
   }
