@@ -124,34 +124,6 @@ StoreStatus Transaction::createRun(const NewRun &run) {
 
 StoreStatus Transaction::updateRun(std::string_view runId, const RunUpdate &update) {
   Operation operation{connection_, "update run {}", runId};
-  bool statusOnly = !update.outputs && !update.error && !update.timeoutMs && !update.moduleHash &&
-                    !update.host;
-  if (statusOnly) {
-    // The engine's update after every step: usually the same status at a later time. Reading
-    // only the status and writing only updated_ms (in no index) spares decoding the whole row
-    // and rewriting three indexes: a quarter of the writer's work per step in the throughput
-    // benchmark (bench/findings.md). The row is not written at all when appendEvents has
-    // just set updated_ms to the same time.
-    StoreResult<Statement> statusQuery =
-        connection_.prepare(operation, "SELECT status FROM runs WHERE id = ?1");
-    if (!statusQuery.ok()) {
-      return std::move(statusQuery).error();
-    }
-    statusQuery->bind(1, runId);
-    StoreResult<bool> found = statusQuery->next(operation);
-    if (!found.ok()) {
-      return std::move(found).error();
-    }
-    if (!found.value()) {
-      return missingRun(operation, runId);
-    }
-    std::optional<RunStatus> stored = runStatusFromName(statusQuery->bytes(0));
-    if (stored && (!update.status || *update.status == *stored)) {
-      return execute(connection_, operation,
-                     "UPDATE runs SET updated_ms = ?2 WHERE id = ?1 AND updated_ms <> ?2",
-                     [&](Statement &statement) { statement.bind(1, runId).bind(2, update.timeMs); });
-    }
-  }
   StoreResult<std::optional<RunRecord>> current = run(runId);
   if (!current.ok()) {
     return std::move(current).error();
