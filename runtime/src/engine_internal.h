@@ -51,6 +51,7 @@ struct CommitState {
   PendingWrite write;
   std::shared_ptr<CheckpointPlan> checkpoint;
   int64_t expiry = 0;
+  bool extendLease = false; // renew the lease to `expiry`, or only check that it is held
   bool leaseLost = false;
 };
 

@@ -184,7 +184,7 @@ TEST_CASE_FIXTURE(SecondStepBlocked,
 }
 
 TEST_CASE_FIXTURE(SecondStepBlocked,
-                  "a task claimed as it was scheduled is taken over once its owner's claim lapses") {
+                  "a task claimed as it was scheduled is taken over once its claim lapses") {
   start();
 
   // Engine A stalls: it neither renews the run's lease nor the task's claim. Until the claim
