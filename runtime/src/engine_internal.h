@@ -18,7 +18,7 @@ namespace kotoba::runtime {
 // replay rebuilds it and checkpoints store it.
 
 struct LoadedRun {
-  RunRecord record;
+  RunRecord record; // status: as the run row has it after this engine's last commit
   std::shared_ptr<const vm::Module> module;
   uint32_t workflowIndex = 0;
   std::unique_ptr<vm::Machine> machine;
@@ -37,6 +37,9 @@ struct PendingWrite {
   std::vector<std::function<StoreStatus(Transaction &)>> writes;
   std::vector<std::function<void()>> afterCommit;
   std::optional<RunUpdate> update;
+  // Attempts this engine scheduled and claimed in the transaction (their task rows carry its
+  // claim): started once it has committed, without a claim transaction of their own.
+  std::vector<NewTask> claimedTasks;
 };
 
 struct CheckpointPlan;
@@ -48,6 +51,7 @@ struct CommitState {
   PendingWrite write;
   std::shared_ptr<CheckpointPlan> checkpoint;
   int64_t expiry = 0;
+  bool extendLease = false; // renew the lease to `expiry`, or only check that it is held
   bool leaseLost = false;
 };
 
@@ -114,13 +118,22 @@ struct Engine::Impl {
   Result<bool> drainInboxes();
   Result<bool> fireTimers();
   Result<bool> startTasks();
+  // Hands an attempt whose task this engine has claimed until claimExpiryMs to the executor
+  // (or reports at once why it cannot run). False when the executor has shut down.
+  [[nodiscard]] bool launchAttempt(LoadedRun &run, const AttemptIdentity &identity,
+                                   const Value &input, int64_t at, int64_t claimExpiryMs);
   Result<bool> matchEvents();
+  // Loads runs nobody holds (another process started them, their owner's lease lapsed or
+  // the owner died). Asked at most once per poll interval while other work goes on, and by
+  // every step that would otherwise have nothing to do (step()).
   Result<bool> adoptRuns();
   // A failed run's workflow retry_policy timer fired: start the next attempt of its chain.
   Result<bool> startNextAttempt(const TimerRecord &timer);
   void handleOutcome(AttemptOutcome outcome);
   // Extends the claims of the tasks running here that are past half their lease.
   void renewTaskClaims(int64_t at);
+  // Whether an attempt runs or its outcome waits to be drained.
+  [[nodiscard]] bool attemptsPending();
   // Waits for something to become ready; false when nothing ever will (idle for good).
   bool waitForWork(bool stopWhenOnlyExternal);
 
@@ -152,9 +165,15 @@ struct Engine::Impl {
   std::map<std::pair<std::string, int64_t>, int64_t> runningTasks;
   // When releaseDeadOwners looks next; unset until its first look.
   std::optional<int64_t> nextOwnerCheckMs;
+  // When adoptRuns looks next; unset while it should look on every step.
+  std::optional<int64_t> nextAdoptionMs;
   // Batch mode: while set, commit() submits to the store's group commit without waiting, so
   // the writes of a whole engine step share one group (and one fsync); flushCommits() waits.
   // At most one deferred commit per run: load() and commit() flush before a second.
+  // Set while step() runs: attempts scheduled then are claimed in their scheduling
+  // transaction and started by this engine once it commits. A run started outside a step
+  // (`run --detach` returns right after) leaves its first task for whoever steps next.
+  bool claimScheduled = false;
   bool deferCommits = false;
   std::vector<DeferredCommit> deferredCommits;
   std::set<std::string> deferredRuns;

@@ -399,8 +399,10 @@ def suite_sigkill(config, root):
 
     # Every kill point of the first driving process, inside and between commits, with a
     # stride that keeps the suite in time; each scenario then kills its next processes at
-    # random writes or moments.
-    stride = max(1, upper // 110)
+    # random writes or moments. `upper` rounds the run's writes up to a power of two, so up
+    # to half the points lie past the run's end: 160 points keep MIN_KILLS within reach
+    # when the run makes few writes (one commit per activity step).
+    stride = max(1, upper // 160)
     scenarios = []
     for index, point in enumerate(range(1, upper + 1, stride)):
         later = [("write", rng.randint(1, 60)) if rng.random() < 0.6 else

@@ -44,10 +44,7 @@ StartRequest startRequest(const std::string &moduleHash) {
 }
 
 EngineOptions ownedBy(const std::string &owner) {
-  EngineOptions options;
-  options.owner = owner;
-  options.leaseMs = kLeaseMs;
-  return options;
+  return kotoba::testing::ownedBy(owner, kLeaseMs);
 }
 
 void bindEcho(ActivityRegistry &registry, const std::string &name) {
@@ -77,23 +74,35 @@ size_t inboxSize(Store &store, const std::string &runId) {
   return inbox.value().size();
 }
 
+// Engine A's run of kApproval, parked at its signal wait; `recorded` is its history's length.
+struct ParkedApproval {
+  TemporaryStore temp;
+  VirtualClock clock{kStartMs};
+  ActivityRegistry registry;
+  std::unique_ptr<Engine> engine;
+  std::string runId;
+  size_t recorded = 0;
+
+  ParkedApproval() {
+    bindEcho(registry, "prepare");
+    engine = std::make_unique<Engine>(*temp.store, registry, clock, ownedBy("engine-a"));
+    auto hash = engine->addModule(compileWorkflow(kApproval));
+    REQUIRE(hash.ok());
+    auto started = engine->start(startRequest(hash.value()));
+    REQUIRE(started.ok());
+    runId = started.value();
+    auto waiting = engine->runToCompletion(runId);
+    REQUIRE(waiting.ok());
+    REQUIRE(waiting.value().status == RunStatus::Running); // parked at the signal wait
+    recorded = history(*temp.store, runId).size();
+  }
+};
+
 } // namespace
 
-TEST_CASE("an engine whose run was taken over records nothing more for it") {
-  TemporaryStore temp;
-  VirtualClock clock(kStartMs);
-  ActivityRegistry registry;
-  bindEcho(registry, "prepare");
-  Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
-  auto hash = stalled.addModule(compileWorkflow(kApproval));
-  REQUIRE(hash.ok());
-  auto started = stalled.start(startRequest(hash.value()));
-  REQUIRE(started.ok());
-  const std::string runId = started.value();
-  auto waiting = stalled.runToCompletion(runId);
-  REQUIRE(waiting.ok());
-  REQUIRE(waiting.value().status == RunStatus::Running); // parked at the signal wait
-  const size_t recorded = history(*temp.store, runId).size();
+TEST_CASE_FIXTURE(ParkedApproval,
+                  "an engine whose run was taken over records nothing more for it") {
+  Engine &stalled = *engine;
 
   // Engine A stalls past its lease; B takes the run over and a signal arrives. A still has
   // the run's machine loaded and, on its next step, would answer the signal.
@@ -238,6 +247,63 @@ TEST_CASE("an attempt that outlives its task claim is not started a second time"
   CHECK(waiting.value().status == RunStatus::Running); // at the signal wait
   std::lock_guard lock(mutex);
   CHECK(calls == 1);
+}
+
+TEST_CASE_FIXTURE(ParkedApproval,
+                  "an engine whose lease was handed over before half its life records nothing") {
+  // The row changes hands while engine A still counts on most of its lease: its next commit
+  // only checks the row (it extends leases past half their life), and must see the change.
+  StoreStatus handed = temp.store->write([&](Transaction &tx) -> StoreStatus {
+    auto released = tx.releaseLease(runId, "engine-a");
+    if (!released.ok()) {
+      return std::move(released).error();
+    }
+    auto acquired = tx.acquireLease(runId, "engine-b", clock.nowMs(), clock.nowMs() + kLeaseMs);
+    return acquired.ok() ? StoreStatus() : StoreStatus(std::move(acquired).error());
+  });
+  REQUIRE(handed.ok());
+  REQUIRE(engine->signal(runId, "approve", parse(R"({"by": "lin"})")).ok());
+  REQUIRE(engine->step().ok());
+  CHECK(history(*temp.store, runId).size() == recorded);
+  CHECK(inboxSize(*temp.store, runId) == 1);
+}
+
+TEST_CASE("a run's lease is extended once past half its life, not by every commit") {
+  TemporaryStore temp;
+  VirtualClock clock(kStartMs);
+  ActivityRegistry registry;
+  Engine engine(*temp.store, registry, clock, ownedBy("engine-a"));
+  auto hash = engine.addModule(compileWorkflow(R"({ workflow: { id: "waits",
+    strategy: { op: "seq", strategies: [
+      { op: "wait", id: "one", signal: "one" },
+      { op: "wait", id: "two", signal: "two" },
+      { op: "wait", id: "three", signal: "three" } ] } } })"));
+  REQUIRE(hash.ok());
+  auto started = engine.start(startRequest(hash.value()));
+  REQUIRE(started.ok());
+  const std::string runId = started.value();
+  auto expiry = [&] {
+    auto lease = temp.store->query([&](const StoreReader &reader) { return reader.lease(runId); });
+    REQUIRE(lease.ok());
+    REQUIRE(lease.value());
+    return lease.value()->expiryMs;
+  };
+  auto deliver = [&](const char *signal) {
+    REQUIRE(engine.signal(runId, signal, Value(Object())).ok());
+    auto parked = engine.runToCompletion(runId);
+    REQUIRE(parked.ok());
+    REQUIRE(parked.value().status == RunStatus::Running);
+  };
+  REQUIRE(engine.runToCompletion(runId).ok());
+  CHECK(expiry() == kStartMs + kLeaseMs);
+  const size_t before = history(*temp.store, runId).size();
+  clock.advanceBy(kLeaseMs / 4);
+  deliver("one"); // three quarters of the lease left: the commit only checks the row
+  CHECK(history(*temp.store, runId).size() > before);
+  CHECK(expiry() == kStartMs + kLeaseMs);
+  clock.advanceBy(kLeaseMs / 2);
+  deliver("two"); // a quarter left: extended from now
+  CHECK(expiry() == clock.nowMs() + kLeaseMs);
 }
 
 TEST_CASE("replay of an ended run refuses a module that issues commands past its end") {

@@ -91,6 +91,14 @@ struct EngineFixture {
   }
 };
 
+// Options for an engine that names itself `owner` and takes leases and claims for `leaseMs`.
+inline runtime::EngineOptions ownedBy(const std::string &owner, int64_t leaseMs) {
+  runtime::EngineOptions options;
+  options.owner = owner;
+  options.leaseMs = leaseMs;
+  return options;
+}
+
 inline std::vector<runtime::EventRecord> history(runtime::Store &store, const std::string &runId) {
   auto events =
       store.query([&](const runtime::StoreReader &reader) { return reader.events(runId); });

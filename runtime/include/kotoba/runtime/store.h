@@ -192,7 +192,8 @@ public:
                                               TimerKind kind);
   [[nodiscard]] StoreResult<int64_t> removeTimersOf(std::string_view runId);
 
-  // Adds a ready task, replacing the run's task for the same command (the next attempt).
+  // Adds a ready task, replacing the run's task for the same command (the next attempt);
+  // claimed by task.owner until task.leaseExpiryMs when those are set.
   [[nodiscard]] StoreStatus addTask(const NewTask &task);
   // Takes a task for `owner` until leaseExpiryMs when it is available at nowMs; false when
   // it is not (another worker has it, it is not due, or it is gone).

@@ -246,6 +246,10 @@ struct NewTask {
   int64_t dueMs = 0;
   std::string idempotencyKey;
   int64_t createdMs = 0;
+  // Set when the task is added already claimed, as claimTask would leave it: the engine
+  // that schedules an attempt and runs it itself claims it in the same transaction.
+  std::optional<std::string> owner;
+  std::optional<int64_t> leaseExpiryMs;
 };
 
 struct TaskRecord {
