@@ -412,6 +412,9 @@ StoreResult<std::unique_ptr<Store>> Store::openConnection(const std::string &pat
   const char *synchronous = options.durability == Durability::Normal ? "PRAGMA synchronous = NORMAL"
                                                                      : "PRAGMA synchronous = FULL";
   StoreStatus configured = detail::retryWhileBusy(operation, deadline, [&]() -> StoreStatus {
+    if (StoreStatus refused = detail::refuseForeignFile(*connection, operation); !refused.ok()) {
+      return refused;
+    }
     if (!inMemory) {
       StoreResult<detail::Statement> wal =
           connection->prepare(operation, "PRAGMA journal_mode = WAL");

@@ -34,6 +34,9 @@ using Deadline = SteadyClock::time_point;
 void installTestKillHook();
 
 // Brings the file's schema to kStoreSchemaVersion, or refuses it (store_schema.cpp).
+// Refuses, before anything is written to it (not even the switch to write-ahead logging), a
+// file that is another program's database or a store of a newer or unknown version.
+[[nodiscard]] StoreStatus refuseForeignFile(Connection &connection, const Operation &operation);
 [[nodiscard]] StoreStatus migrateSchema(Connection &connection, Deadline deadline);
 
 // Reads a JSON column written by the store. A column that does not parse is Corrupt data,

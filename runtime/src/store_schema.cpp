@@ -87,7 +87,14 @@ StoreResult<int64_t> pragmaInteger(Connection &connection, const Operation &oper
   return row.value() ? statement->integer(0) : 0;
 }
 
-StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
+// What the file holds: nothing yet (a new store), or a Kotoba store of a version this build
+// can open; anything else is refused with the reason.
+struct FileSchema {
+  bool empty = false;
+  int64_t version = 0;
+};
+
+StoreResult<FileSchema> readFileSchema(Connection &connection, const Operation &operation) {
   StoreResult<int64_t> version = pragmaInteger(connection, operation, "PRAGMA user_version");
   if (!version.ok()) {
     return std::move(version).error();
@@ -102,9 +109,8 @@ StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
     return std::move(objects).error();
   }
 
-  bool empty = version.value() == 0 && application.value() == 0 && objects.value() == 0;
-  if (empty) {
-    return connection.execScript(operation, kStoreSchemaSql);
+  if (version.value() == 0 && application.value() == 0 && objects.value() == 0) {
+    return FileSchema{.empty = true, .version = 0};
   }
   if (application.value() != kApplicationId) {
     return operation.fail(StoreErrorKind::Incompatible,
@@ -122,8 +128,19 @@ StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
                           "the store has no schema version; it was not created by kotoba "
                           "or its creation was interrupted by a tool outside kotoba");
   }
+  return FileSchema{.empty = false, .version = version.value()};
+}
+
+StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
+  StoreResult<FileSchema> file = readFileSchema(connection, operation);
+  if (!file.ok()) {
+    return std::move(file).error();
+  }
+  if (file->empty) {
+    return connection.execScript(operation, kStoreSchemaSql);
+  }
   for (const SchemaUpgrade &upgrade : kUpgrades) {
-    if (upgrade.toVersion <= version.value()) {
+    if (upgrade.toVersion <= file->version) {
       continue;
     }
     if (StoreStatus applied = connection.execScript(operation, upgrade.sql); !applied.ok()) {
@@ -138,6 +155,11 @@ StoreStatus migrateLocked(Connection &connection, const Operation &operation) {
 }
 
 } // namespace
+
+StoreStatus refuseForeignFile(Connection &connection, const Operation &operation) {
+  StoreResult<FileSchema> file = readFileSchema(connection, operation);
+  return file.ok() ? StoreStatus() : StoreStatus(std::move(file).error());
+}
 
 StoreStatus migrateSchema(Connection &connection, Deadline deadline) {
   Operation operation{connection, "prepare the store schema"};

@@ -8,7 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 using namespace kotoba;
 using namespace kotoba::runtime;
@@ -17,6 +19,11 @@ using namespace kotoba::runtime::testing;
 namespace {
 
 using raw_sqlite::rawExec;
+
+std::string fileBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 } // namespace
 
@@ -77,6 +84,24 @@ TEST_CASE("a SQLite file of another program is refused, not given Kotoba's table
   rawExec(path, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)");
   StoreError error = failure(Store::open(path), StoreErrorKind::Incompatible);
   CHECK(error.message.find("not a Kotoba store") != std::string::npos);
+}
+
+TEST_CASE("a refused file keeps every byte and its journal mode") {
+  // Switching a file to write-ahead logging rewrites its header for good, so the check that
+  // refuses it comes before that switch.
+  TempDir dir;
+  std::string other = dir.file("other.db");
+  rawExec(other, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)");
+  std::string newer = dir.file("newer.db");
+  rawExec(newer, "PRAGMA application_id = 1263490114; PRAGMA user_version = 7; "
+                 "CREATE TABLE runs (id TEXT)");
+  for (const std::string &path : {other, newer}) {
+    CAPTURE(path);
+    std::string before = fileBytes(path);
+    failure(Store::open(path), StoreErrorKind::Incompatible);
+    CHECK(fileBytes(path) == before);
+    CHECK_FALSE(std::filesystem::exists(path + "-wal"));
+  }
 }
 
 TEST_CASE("a file that is not a database at all is refused with its path") {
