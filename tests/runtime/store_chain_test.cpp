@@ -222,3 +222,35 @@ TEST_CASE("an event type number this binary does not know is reported when read"
               StoreErrorKind::Corrupt);
   CHECK(error.message.find("type number 999") != std::string::npos);
 }
+
+namespace {
+
+// Appends one more event to r-1 in a write of its own; the write's status.
+StoreStatus appendAnotherEvent(Store &store) {
+  std::vector<NewEvent> next = {event(EventType::TimerStarted, 11, R"({"fire_ms":20})", "nap")};
+  return store.write([&](Transaction &tx) -> StoreStatus {
+    StoreResult<AppendedEvents> appended = tx.appendEvents("r-1", next);
+    if (!appended.ok()) {
+      return std::move(appended).error();
+    }
+    return {};
+  });
+}
+
+} // namespace
+
+TEST_CASE("appending after a history whose last event is gone fails as corrupt, naming verify") {
+  ChainFixture fixture;
+  rawExec(fixture.path, "DELETE FROM events WHERE " + eventOfR1(5));
+  auto store = openStore(fixture.path);
+  StoreError error = failure(appendAnotherEvent(*store), StoreErrorKind::Corrupt);
+  CHECK(error.message.find("last event 5 is missing or has a damaged hash") != std::string::npos);
+  CHECK(error.message.find("kotoba-vm verify r-1") != std::string::npos);
+}
+
+TEST_CASE("appending after a last event with a damaged hash fails as corrupt") {
+  ChainFixture fixture;
+  rawExec(fixture.path, "UPDATE events SET hash = x'00' WHERE " + eventOfR1(5));
+  auto store = openStore(fixture.path);
+  failure(appendAnotherEvent(*store), StoreErrorKind::Corrupt);
+}
