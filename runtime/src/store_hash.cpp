@@ -23,7 +23,7 @@ namespace {
 // Collects one chain link's encoding, then hashes it in one call. SHA-256 is OpenSSL's
 // libcrypto, which uses the CPU's SHA extensions where it has them: llvm::SHA256 (portable C)
 // was 22% of the batch writer's instructions in the throughput benchmark (callgrind,
-// bench/findings.md "Writer thread: hashing and sites").
+// bench/findings.md, "The batch writer thread").
 class ChainHasher {
 public:
   explicit ChainHasher(std::string_view tag, const Hash &previous) {
