@@ -258,42 +258,34 @@ StoreResult<int64_t> Transaction::txId() {
 StoreResult<AppendedEvents> Transaction::appendEvents(std::string_view runId,
                                                       std::span<const NewEvent> events) {
   Operation operation{connection_, "append events to run {}", runId};
-  StoreResult<Statement> lastSeqQuery =
-      connection_.prepare(operation, "SELECT last_seq, run_key FROM runs WHERE id = ?1");
-  if (!lastSeqQuery.ok()) {
-    return std::move(lastSeqQuery).error();
+  // The run's last seq and its last event's hash in one statement rather than two: about
+  // 1,000 instructions less per append (callgrind, bench/findings.md, "The batch writer
+  // thread").
+  StoreResult<Statement> headQuery = connection_.prepare(
+      operation, "SELECT r.last_seq, r.run_key, e.hash FROM runs r "
+                 "LEFT JOIN events e ON e.id = (r.run_key << 32) + r.last_seq WHERE r.id = ?1");
+  if (!headQuery.ok()) {
+    return std::move(headQuery).error();
   }
-  lastSeqQuery->bind(1, runId);
-  StoreResult<bool> found = lastSeqQuery->next(operation);
+  headQuery->bind(1, runId);
+  StoreResult<bool> found = headQuery->next(operation);
   if (!found.ok()) {
     return std::move(found).error();
   }
   if (!found.value()) {
     return missingRun(operation, runId);
   }
-  int64_t lastSeq = lastSeqQuery->integer(0);
-  int64_t runKey = lastSeqQuery->integer(1);
+  int64_t lastSeq = headQuery->integer(0);
+  int64_t runKey = headQuery->integer(1);
 
   AppendedEvents appended;
   appended.firstSeq = lastSeq + 1;
   appended.lastSeq = lastSeq;
-  if (lastSeq > 0) {
-    StoreResult<Statement> headQuery =
-        connection_.prepare(operation, "SELECT hash FROM events WHERE id = ?1");
-    if (!headQuery.ok()) {
-      return std::move(headQuery).error();
-    }
-    headQuery->bind(1, detail::eventRowId(runKey, lastSeq));
-    StoreResult<bool> head = headQuery->next(operation);
-    if (!head.ok()) {
-      return std::move(head).error();
-    }
-    if (!head.value() || !detail::copyHash(headQuery->bytes(0), appended.lastHash)) {
-      return operation.fail(StoreErrorKind::Corrupt,
-                            fmt::format("the run's last event {} is missing or has a damaged "
-                                        "hash; run `kotoba-vm verify {}`",
-                                        lastSeq, runId));
-    }
+  if (lastSeq > 0 && !detail::copyHash(headQuery->bytes(2), appended.lastHash)) {
+    return operation.fail(StoreErrorKind::Corrupt,
+                          fmt::format("the run's last event {} is missing or has a damaged "
+                                      "hash; run `kotoba-vm verify {}`",
+                                      lastSeq, runId));
   }
   if (events.empty()) {
     return appended;

@@ -80,6 +80,14 @@ ExecutorOptions quietOptions(size_t threads = 4) {
   return options;
 }
 
+// Submits attempt `command` of a function that sleeps for an hour unless stopped.
+void submitHourLongSleep(Executor &executor, Outcomes &outcomes, uint64_t command,
+                         int64_t timeoutMs) {
+  REQUIRE(executor.submit(
+      request(command, function(sleepFunction), json(R"({"duration": "1h"})"), timeoutMs),
+      outcomes.callback()));
+}
+
 } // namespace
 
 TEST_CASE("a completed attempt is reported with its result and clock times") {
@@ -165,8 +173,7 @@ TEST_CASE("an attempt past its timeout is asked to stop and reported TimedOut") 
   Executor executor(clock, quietOptions());
   Outcomes outcomes;
   Stopwatch watch;
-  REQUIRE(executor.submit(request(1, function(sleepFunction), json(R"({"duration": "1h"})"), 100),
-                          outcomes.callback()));
+  submitHourLongSleep(executor, outcomes, 1, 100);
   std::vector<AttemptOutcome> done = outcomes.waitFor(1);
   int64_t elapsed = watch.elapsedMs();
   REQUIRE(done.size() == 1);
@@ -179,6 +186,28 @@ TEST_CASE("an attempt past its timeout is asked to stop and reported TimedOut") 
         "100ms");
   CHECK(elapsed >= 100);
   CHECK(elapsed < 3000);
+}
+
+// The watchdog is woken only for a deadline before the one it waits for: a short timeout
+// started while it waits on a long one must still be noticed at its own time.
+TEST_CASE("a short timeout started while a long one runs times out at its own deadline") {
+  RealClock clock;
+  Executor executor(clock, quietOptions());
+  Outcomes outcomes;
+  submitHourLongSleep(executor, outcomes, 1, 30'000);
+  // Let the first attempt start, so the watchdog waits on its 30 s deadline.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Stopwatch watch;
+  submitHourLongSleep(executor, outcomes, 2, 100);
+  std::vector<AttemptOutcome> done = outcomes.waitFor(1);
+  int64_t elapsed = watch.elapsedMs();
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].identity.commandId == 2);
+  CHECK(done[0].status == AttemptStatus::TimedOut);
+  CHECK(elapsed >= 100);
+  CHECK(elapsed < 3000);
+  CHECK(executor.cancel("run-1", 1));
+  CHECK(outcomes.waitFor(2).size() == 2);
 }
 
 TEST_CASE("a function that ignores its stop request is reported after the stop wait") {

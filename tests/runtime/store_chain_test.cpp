@@ -53,6 +53,19 @@ std::string eventOfR1(int seq) {
 
 } // namespace
 
+// Pinned against the encoding runtime/schema/store.sql documents (computed from it with
+// Python's hashlib): a different SHA-256 implementation must give the same bytes, or stores
+// written before it stop verifying. The second payload spans several SHA-256 blocks.
+TEST_CASE("event and checkpoint hashes are the documented SHA-256 encoding, byte for byte") {
+  Hash first = eventHash(Hash{}, "r-1", 2, 20, 2, 1, "pay", "order.kotoba:7", R"({"x":1})");
+  CHECK(hashHex(first) == "1f7dc6609fe4add3861bf8a3e152776859fc250c4bec22566dc355a5974bca5d");
+  std::string longPayload = R"({"big":")" + std::string(200, 'y') + R"("})";
+  Hash second = eventHash(first, "r-1", 3, 21, -5, 7, "", "", longPayload);
+  CHECK(hashHex(second) == "70162afe6013789155bb045085c3018248aced4d0b5564b136ff95ceef63345c");
+  CHECK(hashHex(checkpointHash(Hash{}, "r-1", 3, second, "machine state")) ==
+        "70ac2d16954a76bdd6b6b23c9d68b256b7f219058eae4b422126c44009604a67");
+}
+
 TEST_CASE("an untouched history and its checkpoints verify") {
   ChainFixture fixture;
   ChainReport report = fixture.verify();
@@ -208,4 +221,36 @@ TEST_CASE("an event type number this binary does not know is reported when read"
       failure(store->query([](const StoreReader &r) { return r.events("r-1", EventRange{}); }),
               StoreErrorKind::Corrupt);
   CHECK(error.message.find("type number 999") != std::string::npos);
+}
+
+namespace {
+
+// Appends one more event to r-1 in a write of its own; the write's status.
+StoreStatus appendAnotherEvent(Store &store) {
+  std::vector<NewEvent> next = {event(EventType::TimerStarted, 11, R"({"fire_ms":20})", "nap")};
+  return store.write([&](Transaction &tx) -> StoreStatus {
+    StoreResult<AppendedEvents> appended = tx.appendEvents("r-1", next);
+    if (!appended.ok()) {
+      return std::move(appended).error();
+    }
+    return {};
+  });
+}
+
+} // namespace
+
+TEST_CASE("appending after a history whose last event is gone fails as corrupt, naming verify") {
+  ChainFixture fixture;
+  rawExec(fixture.path, "DELETE FROM events WHERE " + eventOfR1(5));
+  auto store = openStore(fixture.path);
+  StoreError error = failure(appendAnotherEvent(*store), StoreErrorKind::Corrupt);
+  CHECK(error.message.find("last event 5 is missing or has a damaged hash") != std::string::npos);
+  CHECK(error.message.find("kotoba-vm verify r-1") != std::string::npos);
+}
+
+TEST_CASE("appending after a last event with a damaged hash fails as corrupt") {
+  ChainFixture fixture;
+  rawExec(fixture.path, "UPDATE events SET hash = x'00' WHERE " + eventOfR1(5));
+  auto store = openStore(fixture.path);
+  failure(appendAnotherEvent(*store), StoreErrorKind::Corrupt);
 }

@@ -30,6 +30,7 @@
 #include "kotoba/vm/retry.h"
 #include "kotoba/vm/value.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -155,6 +156,10 @@ private:
   mutable std::mutex mutex_;
   std::condition_variable workAvailable_;
   std::condition_variable watchdogWake_;
+  // When the waiting watchdog looks next on its own (max: only when woken); min while it is
+  // not waiting, since it looks at every attempt before it waits again.
+  std::chrono::steady_clock::time_point watchdogLooksAt_ =
+      std::chrono::steady_clock::time_point::min();
   std::deque<std::shared_ptr<Attempt>> queue_;
   std::map<AttemptKey, std::shared_ptr<Attempt>, std::less<>> inFlight_;
   bool stopping_ = false;
