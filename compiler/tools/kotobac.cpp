@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -194,6 +195,19 @@ int runGraph(const std::string &file, const std::string &format,
 int main(int argc, char **argv) {
   CLI::App app{"kotobac: compiles .kotoba workflow files"};
   app.require_subcommand(1);
+  // Parse errors in the format of every other error (`kotobac: error: ...`); a word that
+  // names no command is reported as such, not as a missing command.
+  app.failure_message([](const CLI::App *parsed, const CLI::Error &error) {
+    std::string message = error.what();
+    if (error.get_name() == "RequiredError" && parsed->get_subcommands().empty() &&
+        !parsed->remaining().empty()) {
+      message = "unknown command '" + parsed->remaining().front() +
+                "'; the commands are check, build, dis and graph";
+    } else if (!message.empty()) {
+      message[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(message[0])));
+    }
+    return "kotobac: error: " + message + "\nrun `kotobac --help` for the commands\n";
+  });
 
   std::vector<std::string> checkFiles;
   std::optional<std::string> workflow;

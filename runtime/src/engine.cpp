@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -66,6 +67,32 @@ namespace {
 std::string defaultOwner() {
   return ownerWithProcessToken(
       fmt::format("engine-{}-{}", static_cast<long>(::getpid()), newRunId().substr(0, 8)));
+}
+
+// A name that enters from outside (a signal's name, an event type, a termination reason)
+// refused at the edge: not UTF-8, or, for a name that must match a wait's, empty or holding
+// a control character, which no workflow can name. runtime.md section 7.
+std::optional<WorkflowError> invalidText(std::string_view what, std::string_view text,
+                                         bool isName) {
+  if (std::optional<size_t> offset = findInvalidUtf8(text)) {
+    return makeError(error_types::InvalidPayload,
+                     fmt::format("the {} is not valid UTF-8: a bad byte at offset {}", what,
+                                 *offset));
+  }
+  if (!isName) {
+    return std::nullopt;
+  }
+  if (text.empty()) {
+    return makeError(error_types::InvalidPayload, fmt::format("the {} is empty", what));
+  }
+  auto control = std::find_if(text.begin(), text.end(),
+                              [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  if (control != text.end()) {
+    return makeError(error_types::InvalidPayload,
+                     fmt::format("the {} holds a control character at offset {}", what,
+                                 control - text.begin()));
+  }
+  return std::nullopt;
 }
 
 // Every problem with a run's inputs at once, and the inputs with defaults applied.
@@ -237,6 +264,11 @@ Result<std::string> Engine::start(const StartRequest &request) {
         error_types::PayloadTooLarge,
         fmt::format("the inputs are over the {} byte limit", impl.options.payloadLimitBytes));
   }
+  for (const auto &[name, signal] : request.signals) {
+    if (std::optional<WorkflowError> invalid = invalidText("signal name", name, true)) {
+      return *invalid;
+    }
+  }
   // Everything the module may call must be there before the run exists.
   Value host = request.host ? runHostToValue(*request.host) : Value();
   ModuleActivities resolved = impl.resolveActivities(code, host);
@@ -321,6 +353,9 @@ Result<RunRecord> liveRun(Store &store, const std::string &runId) {
 
 Result<bool> Engine::signal(const std::string &runId, const std::string &name,
                             const Value &payloadValue) {
+  if (std::optional<WorkflowError> invalid = invalidText("signal name", name, true)) {
+    return *invalid;
+  }
   Result<RunRecord> run = liveRun(impl_->store, runId);
   if (!run.ok()) {
     return run.error();
@@ -358,6 +393,9 @@ Result<bool> Engine::cancel(const std::string &runId) {
 }
 
 Result<bool> Engine::terminate(const std::string &runId, const std::string &reason) {
+  if (std::optional<WorkflowError> invalid = invalidText("reason", reason, false)) {
+    return *invalid;
+  }
   Result<RunRecord> run = liveRun(impl_->store, runId);
   if (!run.ok()) {
     return run.error();
@@ -375,6 +413,9 @@ Result<bool> Engine::terminate(const std::string &runId, const std::string &reas
 }
 
 Result<int64_t> Engine::emit(const std::string &type, const Value &payloadValue) {
+  if (std::optional<WorkflowError> invalid = invalidText("event type", type, true)) {
+    return *invalid;
+  }
   if (toJson(payloadValue).size() > impl_->options.payloadLimitBytes) {
     return makeError(error_types::PayloadTooLarge, "the event payload is over the limit");
   }

@@ -230,8 +230,8 @@ CliResult<PastState> readPastState(runtime::Store &store, const StateOptions &op
           }
           if (atTx.value() == 0) {
             failure = usageFailure(fmt::format("run {} has no event written by transaction {} "
-                                               "or earlier; `kotoba-vm history {}` shows the "
-                                               "transactions",
+                                               "or earlier; `kotoba-vm history {} --json` shows "
+                                               "each event's tx",
                                                record.id, *options.atTx, record.id));
             return {};
           }
@@ -529,7 +529,9 @@ int stateCommand(const GlobalOptions &global, const StateOptions &options) {
   std::string rebuiltFrom =
       rebuilt.checkpointSeq ? fmt::format("the checkpoint at event {} and {} later events",
                                           *rebuilt.checkpointSeq, rebuilt.eventsReplayed)
-                            : fmt::format("the start, replaying {} events", rebuilt.eventsReplayed);
+                            : fmt::format("the start, replaying {} event{}",
+                                          rebuilt.eventsReplayed,
+                                          rebuilt.eventsReplayed == 1 ? "" : "s");
 
   if (global.json) {
     Object json;

@@ -8,6 +8,7 @@
 #include "kotoba/vm/builtins.h"
 #include "kotoba/vm/json.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -155,6 +156,24 @@ int report(const Failure &failure) {
 }
 
 void note(std::string_view message) { std::cerr << "kotoba-vm: " << message << "\n"; }
+
+std::string parseFailureMessage(const CLI::App *app, const CLI::Error &error) {
+  std::string message = error.what();
+  std::vector<std::string> left = app->remaining();
+  if (error.get_name() == "RequiredError" && app->get_subcommands().empty() && !left.empty()) {
+    std::vector<std::string> names;
+    for (const CLI::App *command : app->get_subcommands({})) {
+      names.push_back(command->get_name());
+    }
+    message = fmt::format("unknown command '{}'; the commands are {}", left.front(),
+                          fmt::join(names, ", "));
+  } else if (!message.empty()) {
+    message[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(message[0])));
+  }
+  return fmt::format("kotoba-vm: error: {}\nrun `kotoba-vm --help` for the commands and "
+                     "options\n",
+                     message);
+}
 
 CliResult<std::unique_ptr<runtime::Store>> openStore(const GlobalOptions &global) {
   runtime::StoreOptions options;

@@ -18,6 +18,11 @@
 #include <variant>
 #include <vector>
 
+namespace CLI {
+class App;
+class Error;
+} // namespace CLI
+
 namespace kotoba::cli {
 
 // runtime.md section 9. The numbers are part of the command line's contract.
@@ -77,6 +82,9 @@ private:
 [[nodiscard]] int report(const Failure &failure);
 // A line on stderr that is not an error (`kotoba-vm: note: ...`).
 void note(std::string_view message);
+// A command-line parse error in the format of every other error, for CLI::App's
+// failure_message: a command name CLI11 did not know is reported as such.
+[[nodiscard]] std::string parseFailureMessage(const CLI::App *app, const CLI::Error &error);
 
 // Options every command accepts.
 struct GlobalOptions {

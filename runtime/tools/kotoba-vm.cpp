@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <limits>
 
 namespace {
 
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
   CLI::App app{"kotoba-vm: runs Kotoba workflows durably"};
   app.footer(kFooter);
   app.require_subcommand(1);
+  app.failure_message(kotoba::cli::parseFailureMessage);
   // Global options may also come after the command (`history RUN --json`).
   app.fallthrough();
 
@@ -115,7 +117,7 @@ int main(int argc, char **argv) {
   listApp->add_option("--status", list.status, "only runs with this status");
   listApp->add_option("--workflow", list.workflowId, "only runs of this workflow");
   listApp->add_option("--limit", list.limit, "at most this many (default 1000)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
 
   std::string showRun;
   CLI::App *showApp = app.add_subcommand("show", "show a run: status, data, what it waits on");

@@ -305,6 +305,22 @@ def test_a_malformed_bind_is_a_usage_error(sandbox):
         EXIT_USAGE, stdout_empty=True).expect_stderr(r"--bind")
 
 
+def test_command_line_mistakes_are_reported_like_every_other_error(sandbox):
+    result = sandbox.vm("bogus").expect(EXIT_USAGE, stdout_empty=True)
+    result.expect_stderr(r"^kotoba-vm: error: unknown command 'bogus'; the commands are run, "
+                         r"worker, resume, ", r"run `kotoba-vm --help`")
+    result = sandbox.vm("list", "--limit", "0").expect(EXIT_USAGE, stdout_empty=True)
+    result.expect_stderr(r"^kotoba-vm: error: --limit: Value 0 not in range 1 to ")
+    sandbox.vm("--durability", "sometimes", "list").expect(EXIT_USAGE).expect_stderr(
+        r"^kotoba-vm: error: --durability: ")
+    compiled = subprocess.run([sandbox.config.kotobac, "frobnicate"], cwd=sandbox.dir,
+                              capture_output=True, text=True)
+    check(compiled.returncode == EXIT_USAGE and compiled.stderr.startswith(
+        "kotobac: error: unknown command 'frobnicate'; the commands are check, build, dis"),
+          f"kotobac exited {compiled.returncode}: {compiled.stderr}")
+    check(not os.path.exists(os.path.join(sandbox.dir, "kotoba.db")), "a usage error made a store")
+
+
 def test_compile_errors_exit_3_with_the_diagnostics(sandbox):
     file = sandbox.workflow("broken.kotoba")
     result = sandbox.vm("run", file)

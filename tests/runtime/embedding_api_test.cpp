@@ -334,6 +334,31 @@ TEST_CASE("signals reach a waiting run; a finished or unknown run refuses them")
         runtime::engine_errors::RunNotFound);
 }
 
+TEST_CASE("names no workflow can wait for are refused at the edge, and nothing is written") {
+  Fixture fixture(kSignals);
+  std::string runId = fixture.start("{}");
+  for (const std::string &name : {std::string(), std::string("go\xff"), std::string("go\n")}) {
+    CAPTURE(name);
+    CHECK(fixture.host->signal(runId, name, Value("x")).error().type ==
+          error_types::InvalidPayload);
+    CHECK(fixture.host->emit(name, Value("x")).error().type == error_types::InvalidPayload);
+  }
+  CHECK(fixture.host->terminate(runId, "bad \xff reason").error().type ==
+        error_types::InvalidPayload);
+  StartOptions withBadSignal;
+  withBadSignal.signals.emplace_back("\xc3", Value("x"));
+  CHECK(fixture.host->start(fixture.hash, json("{}"), withBadSignal).error().type ==
+        error_types::InvalidPayload);
+  CHECK(fixture.host->runs().value().size() == 1);
+
+  // None of the refused signals was buffered: the run takes the next two good ones.
+  REQUIRE(fixture.host->signal(runId, "go", Value("a")).ok());
+  REQUIRE(fixture.host->signal(runId, "go", Value("b")).ok());
+  Result<RunOutcome> done = fixture.host->wait(runId);
+  REQUIRE(done.ok());
+  CHECK(toJson(done.value().outputs) == R"({"first":"a","second":"b"})");
+}
+
 TEST_CASE("an emitted event reaches the run whose filter it matches") {
   Fixture fixture(kReview);
   std::string first = fixture.start(R"({"doc": "d1"})");

@@ -231,23 +231,26 @@ public:
   // does not run yet: the engine picks it up on its next step.
   // Errors: ModuleMissing (no module with that hash in the store); UnknownWorkflow (no
   // workflow `workflowId` in it); InputValidationError (details: one line per problem);
-  // PayloadTooLarge; UnboundActivities (details: the missing names, predicates as
-  // "predicate NAME"); StoreError (also when the run id is taken).
+  // PayloadTooLarge; InvalidPayload (a signal name in `signals` that signal() would refuse);
+  // UnboundActivities (details: the missing names, predicates as "predicate NAME");
+  // StoreError (also when the run id is taken).
   [[nodiscard]] Result<std::string> start(const std::string &moduleHash, Value inputs,
                                           const StartOptions &options = {});
 
   // Delivers the signal `name` to the run (buffered until a wait consumes it).
-  // Errors: RunNotFound; RunFinished (the run has ended); PayloadTooLarge; StoreError.
+  // Errors: InvalidPayload (a name that is empty, not UTF-8 or holds a control character);
+  // RunNotFound; RunFinished (the run has ended); PayloadTooLarge; StoreError.
   [[nodiscard]] Result<bool> signal(const std::string &runId, const std::string &name,
                                     const Value &payload);
   // Publishes an engine-wide event that waiting runs whose filter matches receive; returns
-  // its id. Errors: PayloadTooLarge; StoreError.
+  // its id. Errors: InvalidPayload (a type that is empty, not UTF-8 or holds a control
+  // character); PayloadTooLarge; StoreError.
   [[nodiscard]] Result<int64_t> emit(const std::string &type, const Value &payload);
   // Asks the run to cancel: its sagas compensate, then it ends CANCELLED.
   // Errors: RunNotFound; RunFinished; StoreError.
   [[nodiscard]] Result<bool> cancel(const std::string &runId);
   // Ends the run at once, TERMINATED, without compensations; `reason` is recorded.
-  // Errors: RunNotFound; RunFinished; StoreError.
+  // Errors: InvalidPayload (a reason that is not UTF-8); RunNotFound; RunFinished; StoreError.
   [[nodiscard]] Result<bool> terminate(const std::string &runId, const std::string &reason);
 
   // The run's status and, once it has ended, its outputs or error, following a
