@@ -22,7 +22,7 @@ using runtime::RunStatus;
 CliResult<std::vector<RunStatus>> finalStatuses(const std::vector<std::string> &texts) {
   std::vector<RunStatus> statuses;
   for (const std::string &text : texts) {
-    CliResult<RunStatus> status = parseStatus(text);
+    CliResult<RunStatus> status = parseStatus(text, /*suggestFinalOnly=*/true);
     if (!status.ok()) {
       return status.failure();
     }

@@ -310,7 +310,7 @@ std::string absoluteDirectory(const std::string &path) {
   return normal.string();
 }
 
-CliResult<runtime::RunStatus> parseStatus(const std::string &text) {
+CliResult<runtime::RunStatus> parseStatus(const std::string &text, bool suggestFinalOnly) {
   std::string upper = text;
   std::transform(upper.begin(), upper.end(), upper.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
@@ -323,6 +323,9 @@ CliResult<runtime::RunStatus> parseStatus(const std::string &text) {
   for (RunStatus status : {RunStatus::Running, RunStatus::Compensating, RunStatus::Completed,
                            RunStatus::Failed, RunStatus::Cancelled, RunStatus::TimedOut,
                            RunStatus::Terminated, RunStatus::ContinuedAsNew, RunStatus::Blocked}) {
+    if (suggestFinalOnly && !runtime::isFinalStatus(status)) {
+      continue;
+    }
     known += (known.empty() ? "" : ", ") + std::string(runtime::runStatusName(status));
   }
   return usageFailure("--status " + text + ": no such status; use one of " + known);

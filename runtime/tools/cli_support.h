@@ -126,8 +126,9 @@ void printJson(const Value &value);
 [[nodiscard]] std::string absoluteDirectory(const std::string &path);
 
 // A run status as a person types it (`--status failed`, `timed-out`, `TIMED_OUT`); an unknown
-// one is a usage failure naming every status.
-[[nodiscard]] CliResult<runtime::RunStatus> parseStatus(const std::string &text);
+// one is a usage failure naming every status, or only the final ones where only those apply.
+[[nodiscard]] CliResult<runtime::RunStatus> parseStatus(const std::string &text,
+                                                        bool suggestFinalOnly = false);
 
 // The wall clock in Unix milliseconds, for the few rows the CLI itself writes.
 [[nodiscard]] int64_t wallClockMs();
