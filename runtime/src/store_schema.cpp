@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <cassert>
 #include <span>
 
 namespace kotoba::runtime::detail {
@@ -74,19 +75,6 @@ constexpr SchemaUpgrade kUpgradeSteps[] = {
 };
 constexpr std::span<const SchemaUpgrade> kUpgrades{kUpgradeSteps};
 
-StoreResult<int64_t> pragmaInteger(Connection &connection, const Operation &operation,
-                                   const char *sql) {
-  StoreResult<Statement> statement = connection.prepare(operation, sql);
-  if (!statement.ok()) {
-    return std::move(statement).error();
-  }
-  StoreResult<bool> row = statement->next(operation);
-  if (!row.ok()) {
-    return std::move(row).error();
-  }
-  return row.value() ? statement->integer(0) : 0;
-}
-
 // What the file holds: nothing yet (a new store), or a Kotoba store of a version this build
 // can open; anything else is refused with the reason.
 struct FileSchema {
@@ -95,40 +83,44 @@ struct FileSchema {
 };
 
 StoreResult<FileSchema> readFileSchema(Connection &connection, const Operation &operation) {
-  StoreResult<int64_t> version = pragmaInteger(connection, operation, "PRAGMA user_version");
-  if (!version.ok()) {
-    return std::move(version).error();
+  // One statement, so one read transaction: another process creating the schema at the
+  // same moment is seen either not at all or whole.
+  StoreResult<Statement> statement = connection.prepare(
+      operation, "SELECT (SELECT user_version FROM pragma_user_version), "
+                 "(SELECT application_id FROM pragma_application_id), "
+                 "(SELECT count(*) FROM sqlite_schema)");
+  if (!statement.ok()) {
+    return std::move(statement).error();
   }
-  StoreResult<int64_t> application = pragmaInteger(connection, operation, "PRAGMA application_id");
-  if (!application.ok()) {
-    return std::move(application).error();
+  StoreResult<bool> row = statement->next(operation);
+  if (!row.ok()) {
+    return std::move(row).error();
   }
-  StoreResult<int64_t> objects =
-      pragmaInteger(connection, operation, "SELECT count(*) FROM sqlite_schema");
-  if (!objects.ok()) {
-    return std::move(objects).error();
-  }
+  assert(row.value() && "a SELECT of three scalars has one row");
+  int64_t version = statement->integer(0);
+  int64_t application = statement->integer(1);
+  int64_t objects = statement->integer(2);
 
-  if (version.value() == 0 && application.value() == 0 && objects.value() == 0) {
+  if (version == 0 && application == 0 && objects == 0) {
     return FileSchema{.empty = true, .version = 0};
   }
-  if (application.value() != kApplicationId) {
+  if (application != kApplicationId) {
     return operation.fail(StoreErrorKind::Incompatible,
                           "the file is a SQLite database but not a Kotoba store; pass a new "
                           "path or an existing store");
   }
-  if (version.value() > kStoreSchemaVersion) {
+  if (version > kStoreSchemaVersion) {
     return operation.fail(StoreErrorKind::Incompatible,
                           fmt::format("the store has schema version {}, newer than version "
                                       "{} that this kotoba understands; use a newer kotoba",
-                                      version.value(), kStoreSchemaVersion));
+                                      version, kStoreSchemaVersion));
   }
-  if (version.value() < 1) {
+  if (version < 1) {
     return operation.fail(StoreErrorKind::Incompatible,
                           "the store has no schema version; it was not created by kotoba "
                           "or its creation was interrupted by a tool outside kotoba");
   }
-  return FileSchema{.empty = false, .version = version.value()};
+  return FileSchema{.empty = false, .version = version};
 }
 
 StoreStatus migrateLocked(Connection &connection, const Operation &operation) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end tests of the kotoba-vm commands about histories: export, replay, verify,
-state and resume --upgrade (docs/durability.md), and purge (docs/cli.md). Each test runs the real binaries in a
-temporary directory, with process activities it writes, and asserts the exit code and
-output of every command.
+state and resume --upgrade (docs/durability.md), and purge (docs/cli.md). Each test runs
+the real binaries in a temporary directory, with process activities it writes, and asserts
+the exit code and output of every command.
 
     durable_cli_tests.py --bin-dir BUILD --source-dir SOURCE [-k PATTERN] [--keep]
 

@@ -9,7 +9,6 @@
 #include "kotoba/runtime/replay.h"
 
 #include <chrono>
-#include <mutex>
 #include <set>
 #include <thread>
 
@@ -17,22 +16,57 @@ using namespace kotoba;
 using namespace kotoba::runtime;
 using namespace kotoba::testing;
 
-TEST_CASE("a cancelled branch's saga compensates through the engine and replays exactly") {
-  TemporaryStore temp;
-  VirtualClock clock{1'700'000'000'000};
-  ActivityRegistry registry;
-  std::mutex mutex;
-  std::vector<std::string> calls;
-  for (const char *name : {"book", "hold", "unhold", "unbook"}) {
-    std::string activity = name;
-    REQUIRE_FALSE(registry.bindFunction(activity, [&, activity](const Value &, ActivityContext &) {
-      std::lock_guard lock(mutex);
-      calls.push_back(activity);
-      return Result<Value>(Value(Object()));
-    }));
+namespace {
+
+// A run of one workflow on the engine fixture, with its module kept to replay its history.
+struct RecordedRun : EngineFixture {
+  std::shared_ptr<const vm::Module> module;
+  std::string runId;
+
+  // Binds each name to a function that logs its call and returns {}.
+  void bindLogging(std::initializer_list<const char *> names) {
+    for (const char *name : names) {
+      std::string activity = name;
+      REQUIRE_FALSE(registry.bindFunction(activity, [this, activity](const Value &,
+                                                                     ActivityContext &) {
+        log.add(activity);
+        return Result<Value>(Value(Object()));
+      }));
+    }
   }
-  Engine engine(*temp.store, registry, clock);
-  vm::Module compiled = compileWorkflow(R"({ workflow: { id: "w", strategy: {
+
+  void start(const std::string &source) {
+    load(source);
+    module = std::make_shared<const vm::Module>(compileWorkflow(source));
+    auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}, {}});
+    REQUIRE(started.ok());
+    runId = started.value();
+  }
+
+  // Runs to the end, which must be the sibling's failure Boom.
+  void runToBoom() {
+    auto outcome = engine->runToCompletion(runId);
+    REQUIRE(outcome.ok());
+    CHECK(outcome.value().status == RunStatus::Failed);
+    CHECK(outcome.value().error->type == "Boom");
+  }
+
+  void checkReplays() {
+    auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
+    REQUIRE(run.ok());
+    REQUIRE(run.value());
+    Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
+    bool replayed = replay.applyAll(history(*temp.store, runId)) && replay.expectEnded();
+    CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
+  }
+};
+
+} // namespace
+
+TEST_CASE("a cancelled branch's saga compensates through the engine and replays exactly") {
+  RecordedRun fixture;
+  fixture.bindLogging({"book", "hold", "unhold", "unbook"});
+  fixture.start(R"({ workflow: { id: "w", strategy: {
     op: "parallel", branches: [
       { op: "saga", main_flow: { op: "seq", strategies: [
           { op: "activity", activity_ref: "book", compensate: { activity_ref: "unbook" } },
@@ -40,20 +74,10 @@ TEST_CASE("a cancelled branch's saga compensates through the engine and replays 
           { op: "wait", signal: "go" } ] } },
       { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
                                 { op: "fail", error: "Boom" }] } ] } } })");
-  auto module = std::make_shared<const vm::Module>(compiled);
-  auto added = engine.addModule(std::move(compiled));
-  REQUIRE(added.ok());
-  auto started = engine.start(StartRequest{added.value(), "", parse("{}"), {}, {}, {}});
-  REQUIRE(started.ok());
-  std::string runId = started.value();
+  fixture.runToBoom();
+  CHECK(fixture.log.snapshot() == std::vector<std::string>{"book", "hold", "unhold", "unbook"});
 
-  auto outcome = engine.runToCompletion(runId);
-  REQUIRE(outcome.ok());
-  CHECK(outcome.value().status == RunStatus::Failed);
-  CHECK(outcome.value().error->type == "Boom");
-  CHECK(calls == std::vector<std::string>{"book", "hold", "unhold", "unbook"});
-
-  std::vector<EventRecord> events = history(*temp.store, runId);
+  std::vector<EventRecord> events = history(*fixture.temp.store, fixture.runId);
   std::vector<std::string> compensations;
   size_t compensatedAt = 0;
   size_t failedAt = 0;
@@ -70,31 +94,13 @@ TEST_CASE("a cancelled branch's saga compensates through the engine and replays 
   CHECK(compensations == std::vector<std::string>{"started unhold", "completed unhold",
                                                   "started unbook", "completed unbook"});
   CHECK(compensatedAt < failedAt);
-
-  auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
-  REQUIRE(run.ok());
-  REQUIRE(run.value());
-  Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
-  bool replayed = replay.applyAll(events) && replay.expectEnded();
-  CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
+  fixture.checkReplays();
 }
 
 TEST_CASE("sagas nested in a cancelled branch compensate through the engine and replay") {
-  TemporaryStore temp;
-  VirtualClock clock{1'700'000'000'000};
-  ActivityRegistry registry;
-  std::mutex mutex;
-  std::vector<std::string> calls;
-  for (const char *name : {"order", "unorder", "reserve", "release", "book", "unbook"}) {
-    std::string activity = name;
-    REQUIRE_FALSE(registry.bindFunction(activity, [&, activity](const Value &, ActivityContext &) {
-      std::lock_guard lock(mutex);
-      calls.push_back(activity);
-      return Result<Value>(Value(Object()));
-    }));
-  }
-  Engine engine(*temp.store, registry, clock);
-  vm::Module compiled = compileWorkflow(R"({ workflow: { id: "w", strategy: {
+  RecordedRun fixture;
+  fixture.bindLogging({"order", "unorder", "reserve", "release", "book", "unbook"});
+  fixture.start(R"({ workflow: { id: "w", strategy: {
     op: "parallel", branches: [
       { op: "saga", main_flow: { op: "seq", strategies: [
           { op: "activity", activity_ref: "order", compensate: { activity_ref: "unorder" } },
@@ -109,32 +115,16 @@ TEST_CASE("sagas nested in a cancelled branch compensate through the engine and 
                   { op: "wait", signal: "go" } ] } } ] } ] } },
       { op: "seq", strategies: [{ op: "wait", timer: "PT1M" },
                                 { op: "fail", error: "Boom" }] } ] } } })");
-  auto module = std::make_shared<const vm::Module>(compiled);
-  auto added = engine.addModule(std::move(compiled));
-  REQUIRE(added.ok());
-  auto started = engine.start(StartRequest{added.value(), "", parse("{}"), {}, {}, {}});
-  REQUIRE(started.ok());
-  std::string runId = started.value();
-
-  auto outcome = engine.runToCompletion(runId);
-  REQUIRE(outcome.ok());
-  CHECK(outcome.value().status == RunStatus::Failed);
-  CHECK(outcome.value().error->type == "Boom");
+  fixture.runToBoom();
   // The nested sagas first (both at once), then the branch's own.
+  std::vector<std::string> calls = fixture.log.snapshot();
   REQUIRE(calls.size() == 6);
   CHECK(std::vector<std::string>(calls.begin(), calls.begin() + 3) ==
         std::vector<std::string>{"order", "reserve", "book"});
   CHECK(std::set<std::string>(calls.begin() + 3, calls.begin() + 5) ==
         std::set<std::string>{"release", "unbook"});
   CHECK(calls[5] == "unorder");
-
-  std::vector<EventRecord> events = history(*temp.store, runId);
-  auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
-  REQUIRE(run.ok());
-  REQUIRE(run.value());
-  Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
-  bool replayed = replay.applyAll(events) && replay.expectEnded();
-  CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
+  fixture.checkReplays();
 }
 
 namespace {
@@ -153,10 +143,7 @@ const char *const kCompensatingBranch = R"({ workflow: { id: "w", strategy: {
         { op: "activity", activity_ref: "next" } ] },
     { op: "seq", strategies: [{ op: "wait", timer: "PT1M" }, WAIT_THEN ] } ] } } })";
 
-struct CompensatingBranch : EngineFixture {
-  std::shared_ptr<const vm::Module> module;
-  std::string runId;
-
+struct CompensatingBranch : RecordedRun {
   explicit CompensatingBranch(const std::string &afterMinute) {
     for (const char *name : {"book", "unbook", "notify", "next"}) {
       std::string activity = name;
@@ -173,11 +160,7 @@ struct CompensatingBranch : EngineFixture {
     }
     std::string source = kCompensatingBranch;
     source.replace(source.find("WAIT_THEN"), 9, afterMinute);
-    load(source);
-    module = std::make_shared<const vm::Module>(compileWorkflow(source));
-    auto started = engine->start(StartRequest{hash, "", parse("{}"), {}, {}, {}});
-    REQUIRE(started.ok());
-    runId = started.value();
+    start(source);
   }
 
   // The compensations recorded, and whether any activity was asked to stop.
@@ -196,24 +179,13 @@ struct CompensatingBranch : EngineFixture {
     CHECK(cancelRequests == 0);
   }
 
-  void checkReplays() {
-    auto run = temp.store->query([&](const StoreReader &reader) { return reader.run(runId); });
-    REQUIRE(run.ok());
-    REQUIRE(run.value());
-    Replay replay(module, 0, runInfoOf(*run.value(), module->workflows[0]), run.value()->inputs);
-    bool replayed = replay.applyAll(history(*temp.store, runId)) && replay.expectEnded();
-    CHECK_MESSAGE(replayed, (replay.mismatch() ? replay.mismatch()->message : std::string()));
-  }
 };
 
 } // namespace
 
 TEST_CASE("a branch cancelled while compensating finishes through the engine and replays") {
   CompensatingBranch fixture(R"({ op: "fail", error: "Boom" })");
-  auto outcome = fixture.engine->runToCompletion(fixture.runId);
-  REQUIRE(outcome.ok());
-  CHECK(outcome.value().status == RunStatus::Failed);
-  CHECK(outcome.value().error->type == "Boom");
+  fixture.runToBoom();
   // unbook is retried after the sibling failed, the block runs, and `next` never does.
   CHECK(fixture.log.snapshot() == std::vector<std::string>{"book", "unbook", "unbook", "notify"});
   fixture.checkCompensatedWithoutCancel();

@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <mutex>
 
 using namespace kotoba;
@@ -35,6 +34,37 @@ const char *const kApprovalAudited = R"({ workflow: { id: "approval", outputs: [
     { op: "parallel", id: "both", branches: [
       { op: "wait", id: "approval", signal: "approve" },
       { op: "activity", id: "audit", activity_ref: "audit" } ] } ] } } })";
+
+// An activity that holds every call until the test opens it; it opens itself when the test
+// ends, or the engine's shutdown would wait on the held attempt.
+struct HeldActivity {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<int> calls{0}; // changed under `mutex`, read without it by stepping loops
+  bool released = false;
+
+  HeldActivity(ActivityRegistry &registry, const std::string &name) {
+    REQUIRE_FALSE(registry.bindFunction(name, [this](const Value &input, ActivityContext &) {
+      std::unique_lock lock(mutex);
+      ++calls;
+      changed.notify_all();
+      changed.wait(lock, [&] { return released; });
+      return Result<Value>(input);
+    }));
+  }
+  ~HeldActivity() { open(); }
+
+  void open() {
+    std::lock_guard lock(mutex);
+    released = true;
+    changed.notify_all();
+  }
+  // Waits (up to 10 s) until the activity has been called `count` times.
+  [[nodiscard]] bool waitForCalls(int count) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, std::chrono::seconds(10), [&] { return calls == count; });
+  }
+};
 
 StartRequest startRequest(const std::string &moduleHash) {
   StartRequest request;
@@ -140,49 +170,22 @@ TEST_CASE("an activity that finishes after its run was taken over is not recorde
   TemporaryStore temp;
   VirtualClock clock(kStartMs);
   ActivityRegistry registry;
-  std::mutex mutex;
-  std::condition_variable changed;
-  bool entered = false;
-  bool release = false;
-  REQUIRE_FALSE(registry.bindFunction("prepare", [&](const Value &input, ActivityContext &) {
-    std::unique_lock lock(mutex);
-    entered = true;
-    changed.notify_all();
-    changed.wait(lock, [&] { return release; });
-    return Result<Value>(input);
-  }));
+  HeldActivity prepare(registry, "prepare");
   Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
-  auto open = [&] {
-    std::lock_guard lock(mutex);
-    release = true;
-    changed.notify_all();
-  };
-  // Lets the attempt finish however the test ends, or the engine's shutdown would wait on it.
-  struct OpenAtExit {
-    std::function<void()> open;
-    ~OpenAtExit() { open(); }
-  } openAtExit{open};
   auto hash = stalled.addModule(compileWorkflow(kApproval));
   REQUIRE(hash.ok());
   auto started = stalled.start(startRequest(hash.value()));
   REQUIRE(started.ok());
   const std::string runId = started.value();
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 100 && prepare.calls == 0; ++i) {
     REQUIRE(stalled.step().ok());
-    std::unique_lock lock(mutex);
-    if (entered) {
-      break;
-    }
   }
-  {
-    std::unique_lock lock(mutex);
-    REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
-  }
+  REQUIRE(prepare.waitForCalls(1));
   const size_t recorded = history(*temp.store, runId).size();
 
   clock.advanceBy(kLeaseMs * 5);
   takeOver(*temp.store, runId, "engine-b", clock.nowMs());
-  open();
+  prepare.open();
   // The outcome reaches engine A's queue; draining it must not append the completion.
   for (int i = 0; i < 200 && history(*temp.store, runId).size() == recorded; ++i) {
     REQUIRE(stalled.step().ok());
@@ -198,40 +201,17 @@ TEST_CASE("an attempt that outlives its task claim is not started a second time"
   TemporaryStore temp;
   VirtualClock clock(kStartMs);
   ActivityRegistry registry;
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::atomic<int> calls{0}; // changed under `mutex`, read without it by the stepping loop
-  bool release = false;
-  REQUIRE_FALSE(registry.bindFunction("prepare", [&](const Value &input, ActivityContext &) {
-    std::unique_lock lock(mutex);
-    ++calls;
-    changed.notify_all();
-    changed.wait(lock, [&] { return release; });
-    return Result<Value>(input);
-  }));
+  HeldActivity prepare(registry, "prepare");
   Engine engine(*temp.store, registry, clock, ownedBy("engine-a"));
-  auto open = [&] {
-    std::lock_guard lock(mutex);
-    release = true;
-    changed.notify_all();
-  };
-  // Lets the attempt finish however the test ends, or the engine's shutdown would wait on it.
-  struct OpenAtExit {
-    std::function<void()> open;
-    ~OpenAtExit() { open(); }
-  } openAtExit{open};
   auto hash = engine.addModule(compileWorkflow(kApproval));
   REQUIRE(hash.ok());
   auto started = engine.start(startRequest(hash.value()));
   REQUIRE(started.ok());
   const std::string runId = started.value();
-  for (int i = 0; i < 100 && calls == 0; ++i) {
+  for (int i = 0; i < 100 && prepare.calls == 0; ++i) {
     REQUIRE(engine.step().ok());
   }
-  {
-    std::unique_lock lock(mutex);
-    REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return calls == 1; }));
-  }
+  REQUIRE(prepare.waitForCalls(1));
   // Ten claims' worth of time passes while the attempt runs; the engine keeps stepping.
   for (int i = 0; i < 40; ++i) {
     clock.advanceBy(kLeaseMs / 4);
@@ -241,12 +221,11 @@ TEST_CASE("an attempt that outlives its task claim is not started a second time"
       [&](const StoreReader &reader) { return reader.availableTasks(clock.nowMs(), 10); });
   REQUIRE(task.ok());
   CHECK(task.value().empty()); // the claim is alive, so no other engine starts it either
-  open();
+  prepare.open();
   auto waiting = engine.runToCompletion(runId);
   REQUIRE(waiting.ok());
   CHECK(waiting.value().status == RunStatus::Running); // at the signal wait
-  std::lock_guard lock(mutex);
-  CHECK(calls == 1);
+  CHECK(prepare.calls == 1);
 }
 
 TEST_CASE_FIXTURE(ParkedApproval,
