@@ -112,13 +112,8 @@ TEST_CASE("a foreach iteration cancelled by a failing one compensates its own sa
   CHECK(harness.run(json(R"({"items": ["a", "b"]})")) == RunStatus::Failed);
   // a's own saga compensates its failure; then b, cancelled with its charge in flight,
   // compensates too, with its own item.
-  std::vector<std::string> releases;
-  for (const std::string &call : harness.calls) {
-    if (call.rfind("release", 0) == 0) {
-      releases.push_back(call);
-    }
-  }
-  CHECK(releases == std::vector<std::string>{R"(release({"sku":"a"}))", R"(release({"sku":"b"}))"});
+  CHECK(harness.callsTo("release") ==
+        std::vector<std::string>{R"(release({"sku":"a"}))", R"(release({"sku":"b"}))"});
   CHECK(harness.error()->type == "Declined");
 }
 
@@ -212,13 +207,8 @@ TEST_CASE("a foreach iteration cancelled inside a nested parallel compensates it
   CHECK(harness.run(json(R"({"items": ["a", "b"]})")) == RunStatus::Failed);
   // Iteration a's parallel fails, cancelling a's own saga branch; the foreach then cancels
   // iteration b, whose nested saga compensates too, before the run fails.
-  std::vector<std::string> releases;
-  for (const std::string &call : harness.calls) {
-    if (call.rfind("release", 0) == 0) {
-      releases.push_back(call);
-    }
-  }
-  CHECK(releases == std::vector<std::string>{R"(release({"sku":"a"}))", R"(release({"sku":"b"}))"});
+  CHECK(harness.callsTo("release") ==
+        std::vector<std::string>{R"(release({"sku":"a"}))", R"(release({"sku":"b"}))"});
   CHECK(harness.error()->type == "Declined");
 }
 

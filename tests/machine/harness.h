@@ -57,6 +57,17 @@ public:
   // Every activity call in order: "name" or "name(input json)" when recordInputs.
   std::vector<std::string> calls;
   std::vector<vm::Command> commands;
+
+  // The calls of one activity, in order, as `calls` spells them.
+  [[nodiscard]] std::vector<std::string> callsTo(const std::string &activity) const {
+    std::vector<std::string> found;
+    for (const std::string &call : calls) {
+      if (call == activity || call.rfind(activity + "(", 0) == 0) {
+        found.push_back(call);
+      }
+    }
+    return found;
+  }
   // Every input the machine was given after start(), in order and with its time: a
   // transcript another machine can be fed (tests/machine/snapshot_test.cpp).
   std::vector<vm::Input> inputs;

@@ -35,8 +35,7 @@ const char *const kApprovalAudited = R"({ workflow: { id: "approval", outputs: [
       { op: "wait", id: "approval", signal: "approve" },
       { op: "activity", id: "audit", activity_ref: "audit" } ] } ] } } })";
 
-// An activity that holds every call until the test opens it; it opens itself when the test
-// ends, or the engine's shutdown would wait on the held attempt.
+// An activity that holds every call until the test opens it.
 struct HeldActivity {
   std::mutex mutex;
   std::condition_variable changed;
@@ -52,8 +51,6 @@ struct HeldActivity {
       return Result<Value>(input);
     }));
   }
-  ~HeldActivity() { open(); }
-
   void open() {
     std::lock_guard lock(mutex);
     released = true;
@@ -76,6 +73,30 @@ StartRequest startRequest(const std::string &moduleHash) {
 EngineOptions ownedBy(const std::string &owner) {
   return kotoba::testing::ownedBy(owner, kLeaseMs);
 }
+
+// Engine A has started the approval run and its `prepare` attempt is held, running.
+struct PrepareHeld {
+  TemporaryStore temp;
+  VirtualClock clock{kStartMs};
+  ActivityRegistry registry;
+  HeldActivity prepare{registry, "prepare"};
+  Engine engine{*temp.store, registry, clock, ownedBy("engine-a")};
+  std::string runId;
+
+  PrepareHeld() {
+    auto hash = engine.addModule(compileWorkflow(kApproval));
+    REQUIRE(hash.ok());
+    auto started = engine.start(startRequest(hash.value()));
+    REQUIRE(started.ok());
+    runId = started.value();
+    for (int i = 0; i < 100 && prepare.calls == 0; ++i) {
+      REQUIRE(engine.step().ok());
+    }
+    REQUIRE(prepare.waitForCalls(1));
+  }
+  // Lets the attempt finish however the test ends, before the engine's shutdown waits on it.
+  ~PrepareHeld() { prepare.open(); }
+};
 
 void bindEcho(ActivityRegistry &registry, const std::string &name) {
   REQUIRE_FALSE(registry.bindFunction(
@@ -166,21 +187,10 @@ TEST_CASE_FIXTURE(ParkedApproval,
   CHECK(received == 1);
 }
 
-TEST_CASE("an activity that finishes after its run was taken over is not recorded by its engine") {
-  TemporaryStore temp;
-  VirtualClock clock(kStartMs);
-  ActivityRegistry registry;
-  HeldActivity prepare(registry, "prepare");
-  Engine stalled(*temp.store, registry, clock, ownedBy("engine-a"));
-  auto hash = stalled.addModule(compileWorkflow(kApproval));
-  REQUIRE(hash.ok());
-  auto started = stalled.start(startRequest(hash.value()));
-  REQUIRE(started.ok());
-  const std::string runId = started.value();
-  for (int i = 0; i < 100 && prepare.calls == 0; ++i) {
-    REQUIRE(stalled.step().ok());
-  }
-  REQUIRE(prepare.waitForCalls(1));
+TEST_CASE_FIXTURE(PrepareHeld,
+                  "an activity that finishes after its run was taken over is not recorded by its "
+                  "engine") {
+  Engine &stalled = engine;
   const size_t recorded = history(*temp.store, runId).size();
 
   clock.advanceBy(kLeaseMs * 5);
@@ -197,21 +207,8 @@ TEST_CASE("an activity that finishes after its run was taken over is not recorde
   CHECK(history(*temp.store, runId).size() == recorded);
 }
 
-TEST_CASE("an attempt that outlives its task claim is not started a second time") {
-  TemporaryStore temp;
-  VirtualClock clock(kStartMs);
-  ActivityRegistry registry;
-  HeldActivity prepare(registry, "prepare");
-  Engine engine(*temp.store, registry, clock, ownedBy("engine-a"));
-  auto hash = engine.addModule(compileWorkflow(kApproval));
-  REQUIRE(hash.ok());
-  auto started = engine.start(startRequest(hash.value()));
-  REQUIRE(started.ok());
-  const std::string runId = started.value();
-  for (int i = 0; i < 100 && prepare.calls == 0; ++i) {
-    REQUIRE(engine.step().ok());
-  }
-  REQUIRE(prepare.waitForCalls(1));
+TEST_CASE_FIXTURE(PrepareHeld,
+                  "an attempt that outlives its task claim is not started a second time") {
   // Ten claims' worth of time passes while the attempt runs; the engine keeps stepping.
   for (int i = 0; i < 40; ++i) {
     clock.advanceBy(kLeaseMs / 4);
